@@ -1,0 +1,20 @@
+"""Stage distill: per-epoch snapshots of target and shadow students into data/snapshots/."""
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._stage import run, setup
+from seqmia.config import ROLES
+from tasks.distill import distill_role
+
+
+@flow(name="distill", task_runner=ThreadPoolTaskRunner(max_workers=len(ROLES)))
+def distill_flow(params_file: str = "params.yaml") -> list[dict]:
+    """Distil target and shadow side by side on the shared distillation part."""
+    params, layout = setup(params_file, concurrent_workers=len(ROLES))
+    runs = [distill_role.submit(role, params, layout) for role in ROLES]
+    return [r.result() for r in runs]
+
+
+if __name__ == "__main__":
+    run(distill_flow, __doc__)

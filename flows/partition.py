@@ -1,0 +1,17 @@
+"""Stage partition: five disjoint class-balanced parts in data/partition.parquet."""
+
+from prefect import flow
+
+from flows._stage import run, setup
+from tasks.partition import partition_dataset
+
+
+@flow(name="partition")
+def partition_flow(params_file: str = "params.yaml") -> dict:
+    """Deal the prepared samples into target/shadow members and non-members and distillation."""
+    params, layout = setup(params_file)
+    return partition_dataset(params.partition, params.seed, layout)
+
+
+if __name__ == "__main__":
+    run(partition_flow, __doc__)

@@ -1,0 +1,20 @@
+"""Stage train: the target and shadow models, trained concurrently, into data/models/."""
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._stage import run, setup
+from seqmia.config import ROLES
+from tasks.train import train_role
+
+
+@flow(name="train", task_runner=ThreadPoolTaskRunner(max_workers=len(ROLES)))
+def train_flow(params_file: str = "params.yaml") -> list[dict]:
+    """Train target and shadow side by side, each on its own members with the same recipe."""
+    params, layout = setup(params_file, concurrent_workers=len(ROLES))
+    runs = [train_role.submit(role, params, layout) for role in ROLES]
+    return [r.result() for r in runs]
+
+
+if __name__ == "__main__":
+    run(train_flow, __doc__)

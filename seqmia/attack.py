@@ -1,0 +1,191 @@
+"""Stage 4: the attention-based RNN attack model and its training on shadow sequences."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqmia.evaluation import auc, roc_curve
+from seqmia.optim import decay_groups, step_lr
+
+
+class AttentionLSTM(nn.Module):
+    """LSTM over the metric sequence with dot-product attention on its outputs.
+
+    With outputs o_1 … o_T and last hidden state h_T: alpha_t = softmax_t(h_T · o_t),
+    c = sum_t alpha_t o_t, logits = Linear([h_T ; c]) -> 2 classes (0 non-member, 1 member).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int = 50, num_layers: int = 1) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(2 * hidden_size, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, (h_n, _) = self.lstm(x)  # outputs (B, T, H); h_n (layers, B, H)
+        h_last = h_n[-1]  # (B, H)
+        scores = torch.bmm(outputs, h_last.unsqueeze(2)).squeeze(2)  # (B, T)
+        alpha = torch.softmax(scores, dim=1)  # (B, T)
+        context = (alpha.unsqueeze(2) * outputs).sum(dim=1)  # (B, H)
+        return self.head(torch.cat([h_last, context], dim=1))  # (B, 2)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights over time. x: (B, T, k) -> (B, T)."""
+        outputs, (h_n, _) = self.lstm(x)
+        return torch.softmax(torch.bmm(outputs, h_n[-1].unsqueeze(2)).squeeze(2), dim=1)
+
+
+def init_attack_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """PyTorch's default LSTM/Linear init, U(-1/sqrt(fan), 1/sqrt(fan)), from ``generator``."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LSTM):
+                bound = 1.0 / math.sqrt(module.hidden_size)
+                for p in module.parameters():
+                    p.uniform_(-bound, bound, generator=generator)
+            elif isinstance(module, nn.Linear):
+                bound = 1.0 / math.sqrt(module.in_features)
+                module.weight.uniform_(-bound, bound, generator=generator)
+                module.bias.uniform_(-bound, bound, generator=generator)
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackRecipe:
+    """Adam with weight decay on weights only, StepLR stepped while lr > min_lr."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    step_size: int
+    gamma: float
+    min_lr: float
+    selection: str  # "best_val_auc" | "last"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputScaler:
+    """Per-metric affine map fitted on training sequences: (x - shift) / scale."""
+
+    shift: np.ndarray  # (k,)
+    scale: np.ndarray  # (k,)
+
+    def __call__(self, sequences: np.ndarray) -> torch.Tensor:
+        """(N, T, k) float64 -> (N, T, k) float32 tensor."""
+        return torch.from_numpy(((sequences - self.shift) / self.scale).astype(np.float32))
+
+
+def fit_scaler(sequences: np.ndarray, transform: str) -> InputScaler:
+    """``none``: identity (the official code feeds raw metrics); ``standardize``: z-score each
+    metric over all samples and time steps of ``sequences`` (N, T, k)."""
+    k = sequences.shape[2]
+    if transform == "none":
+        return InputScaler(shift=np.zeros(k), scale=np.ones(k))
+    if transform == "standardize":
+        flat = sequences.reshape(-1, k)
+        return InputScaler(shift=flat.mean(axis=0), scale=np.maximum(flat.std(axis=0), 1e-12))
+    raise ValueError(f"unknown input transform {transform!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackEpoch:
+    """One epoch of attack training, for logs and the history plot."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    val_auc: float
+    lr: float
+    seconds: float
+
+
+@torch.no_grad()
+def member_probability(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """P(member) for each sequence. x: (N, T, k) -> (N,) float64."""
+    model.eval()
+    device = next(model.parameters()).device
+    probs = [
+        torch.softmax(model(x[i : i + batch_size].to(device)).double(), dim=1)[:, 1].cpu()
+        for i in range(0, x.shape[0], batch_size)
+    ]
+    return torch.cat(probs).numpy()
+
+
+def train_attack(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    recipe: AttackRecipe,
+    generator: torch.Generator,
+    on_epoch: Callable[[AttackEpoch], None] | None = None,
+) -> tuple[nn.Module, list[AttackEpoch], int]:
+    """Train on (x_train (N, T, k), y_train (N,) 0/1); select on the held-out shadow split.
+
+    Returns the model (weights of the selected epoch), the per-epoch history and the selected
+    1-based epoch. ``selection="last"`` keeps the final epoch, as the official code does.
+    """
+    device = next(model.parameters()).device
+    x_train, y_train = x_train.to(device), y_train.to(device)
+    optimizer = torch.optim.Adam(decay_groups(model, recipe.weight_decay), lr=recipe.lr)
+    y_val_np = y_val.cpu().numpy()
+    history: list[AttackEpoch] = []
+    best_auc, best_epoch, best_state = -1.0, recipe.epochs, None
+    n = x_train.shape[0]
+    for epoch in range(recipe.epochs):
+        lr = step_lr(epoch, recipe.lr, recipe.step_size, recipe.gamma, recipe.min_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=generator).to(device)
+        total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            logits = model(x_train[idx])
+            loss = F.cross_entropy(logits, y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == y_train[idx]).sum()
+        val_auc = auc(roc_curve(member_probability(model, x_val), y_val_np))
+        record = AttackEpoch(
+            epoch=epoch + 1,
+            loss=float(total) / n,
+            train_accuracy=float(correct) / n,
+            val_auc=val_auc,
+            lr=lr,
+            seconds=time.perf_counter() - started,
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if recipe.selection == "best_val_auc" and val_auc > best_auc:
+            best_auc, best_epoch = val_auc, epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, history, best_epoch
+
+
+def split_holdout(members: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of row indices into (train, validation) for labels ``members`` (N,)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for value in (0, 1):
+        rows = rng.permutation(np.flatnonzero(members == value))
+        cut = int(round(fraction * len(rows)))
+        val.append(rows[:cut])
+        train.append(rows[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))

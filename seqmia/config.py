@@ -1,0 +1,262 @@
+"""The schema of ``params.yaml`` and its validation.
+
+Every key the pipeline reads is declared here as a field of a frozen dataclass. ``load_params``
+checks a parsed YAML document against these declarations before any stage does work: an unknown
+key, a missing key, a value of the wrong type or outside its allowed set stops with a
+``ParamsError`` that names the dotted key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from seqmia.errors import UserError
+
+METRIC_NAMES = ("loss", "max", "sd", "entropy", "m_entropy")
+MODEL_NAMES = ("small_cnn", "vgg16")
+DATASET_NAMES = ("cifar10", "imagefolder")
+ROLES = ("target", "shadow")
+PARTS = ("target_in", "target_out", "shadow_in", "shadow_out", "distill")
+
+MetricName = Literal["loss", "max", "sd", "entropy", "m_entropy"]
+
+
+class ParamsError(UserError, ValueError):
+    """A params.yaml value that the pipeline cannot run with."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams:
+    """Which dataset to prepare and where to find it."""
+
+    name: Literal["cifar10", "imagefolder"]
+    # Folder of the ImageFolder tree (``<path>/train/<class>/…``) for ``name: imagefolder``,
+    # relative to the data root or absolute; ignored for named datasets.
+    path: str
+    # Fetch a named dataset with its standard downloader when no local copy is found.
+    download: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionParams:
+    """Samples per class in each of the five disjoint parts."""
+
+    target_in: int
+    target_out: int
+    shadow_in: int
+    shadow_out: int
+    distill: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    """Architecture and optimisation recipe shared by target, shadow and distilled models."""
+
+    model: Literal["small_cnn", "vgg16"]
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: Literal["step", "cosine"]
+    step_size: int
+    gamma: float
+    min_lr: float
+    augment: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillParams:
+    """Knowledge distillation that recreates the training stages as snapshots."""
+
+    epochs: int
+    temperature: float
+    # Extra leading epochs for the shadow student; its last ``epochs`` snapshots are kept.
+    shadow_extra_epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SequencesParams:
+    """Which metrics make up each sample's (n+1) x k sequence."""
+
+    metrics: tuple[MetricName, ...]
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackParams:
+    """The attention-LSTM attack model and its training recipe."""
+
+    hidden_size: int
+    num_layers: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    step_size: int
+    gamma: float
+    min_lr: float
+    # Fraction of the shadow sequences held out for model selection (never target data).
+    val_fraction: float
+    selection: Literal["best_val_auc", "last"]
+    input_transform: Literal["none", "standardize"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    """False-positive rates at which the TPR is reported."""
+
+    fpr_targets: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: int
+    device: str
+    data: DataParams
+    partition: PartitionParams
+    train: TrainParams
+    distill: DistillParams
+    sequences: SequencesParams
+    attack: AttackParams
+    evaluate: EvaluateParams
+
+
+# Extra checks beyond the type: (predicate, description of what is allowed).
+_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "device": (
+        lambda v: v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()),
+        "one of 'auto', 'cpu', 'cuda', 'cuda:N'",
+    ),
+    "distill.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "distill.temperature": (lambda v: v > 0, "a number > 0"),
+    "distill.shadow_extra_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.lr": (lambda v: v > 0, "a number > 0"),
+    "train.step_size": (lambda v: v >= 1, "an integer >= 1"),
+    "sequences.metrics": (
+        lambda v: len(v) >= 1 and len(set(v)) == len(v),
+        f"a non-empty list of distinct names from {list(METRIC_NAMES)}",
+    ),
+    "sequences.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "attack.hidden_size": (lambda v: v >= 1, "an integer >= 1"),
+    "attack.num_layers": (lambda v: v >= 1, "an integer >= 1"),
+    "attack.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "attack.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "attack.lr": (lambda v: v > 0, "a number > 0"),
+    "attack.step_size": (lambda v: v >= 1, "an integer >= 1"),
+    "attack.val_fraction": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
+    "evaluate.fpr_targets": (
+        lambda v: len(v) >= 1 and all(0 < x < 1 for x in v),
+        "a non-empty list of rates strictly between 0 and 1",
+    ),
+}
+for _part in PARTS:
+    _RULES[f"partition.{_part}"] = (lambda v: v >= 0, "an integer >= 0")
+
+
+def _describe(tp: Any) -> str:
+    """Human-readable description of an annotation, for error messages."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        return f"one of {list(get_args(tp))}"
+    if origin is tuple:
+        return f"a list of {_describe(get_args(tp)[0])}"
+    if tp is bool:
+        return "true or false"
+    if tp is float:
+        return "a number"
+    if tp is int:
+        return "an integer"
+    if tp is str:
+        return "a string"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it in the dataclass's form."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is Literal:
+        if value not in get_args(tp) or isinstance(value, bool):
+            raise ParamsError(f"params key '{key}' must be {_describe(tp)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"params key '{key}' must be {_describe(tp)}, got {value!r}")
+        return tuple(_convert(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (Union, types.UnionType):
+        raise TypeError(f"unsupported annotation at {key}")
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }[tp](value)
+    if not ok:
+        raise ParamsError(f"params key '{key}' must be {_describe(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Build dataclass ``cls`` from mapping ``raw``, reporting keys with dotted ``prefix``."""
+    where = f"section '{prefix}'" if prefix else "params.yaml"
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must be a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ParamsError(f"unknown params key '{key}'; {where} allows {fields}")
+    values = {}
+    for name in fields:
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in raw:
+            raise ParamsError(f"missing params key '{key}' (expected {_describe(hints[name])})")
+        value = _convert(raw[name], hints[name], key)
+        if key in _RULES and not _RULES[key][0](value):
+            raise ParamsError(f"params key '{key}' must be {_RULES[key][1]}, got {raw[name]!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def params_from_dict(raw: Any) -> Params:
+    """Validate a parsed params document and return it as typed ``Params``."""
+    return _build(Params, raw, "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``path``; raise ``ParamsError`` naming the first offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"no params file at {path.resolve()}")
+    with path.open() as fh:
+        try:
+            raw = yaml.safe_load(fh)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    return params_from_dict(raw)
+
+
+def params_to_dict(params: Params) -> dict[str, Any]:
+    """Plain nested dict of ``params`` (tuples as lists), e.g. for reports."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(params))

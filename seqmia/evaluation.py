@@ -1,0 +1,102 @@
+"""Stage 5's scoring rules: ROC, AUC, balanced accuracy, TPR at a fixed FPR.
+
+Scores are "higher means more likely a member"; labels are 1 for members, 0 for non-members.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Roc:
+    """ROC points for every distinct threshold, from (0, 0) to (1, 1).
+
+    fpr, tpr: (P,) non-decreasing; thresholds: (P,) with ``thresholds[0] = +inf``; point i
+    classifies ``score >= thresholds[i]`` as member.
+    """
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be equal 1-d")
+    if labels.all() or not labels.any():
+        raise ValueError("need both members and non-members")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    return scores, labels
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> Roc:
+    """ROC of ``scores`` (N,) against ``labels`` (N,); tied scores form one point."""
+    scores, labels = _check(scores, labels)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    tp = np.cumsum(y)[last_of_tie]
+    fp = (last_of_tie + 1) - tp
+    tpr = np.r_[0.0, tp / y.sum()]
+    fpr = np.r_[0.0, fp / (~y).sum()]
+    return Roc(fpr=fpr, tpr=tpr, thresholds=np.r_[np.inf, s[last_of_tie]])
+
+
+def auc(roc: Roc) -> float:
+    """Area under the ROC (trapezoids; ties count half, as the Mann-Whitney statistic does)."""
+    return float(np.trapezoid(roc.tpr, roc.fpr))
+
+
+def tpr_at_fpr(roc: Roc, max_fpr: float) -> float:
+    """Conservative TPR at ``max_fpr``: the largest TPR among ROC points with FPR <= max_fpr.
+
+    No interpolation between points (interpolation flatters the low-FPR end).
+    """
+    ok = roc.fpr <= max_fpr + 1e-12
+    return float(roc.tpr[ok].max())
+
+
+def interpolated_tpr_at_fpr(roc: Roc, max_fpr: float) -> float:
+    """TPR at ``max_fpr`` by linear interpolation of the ROC, as the official code reports it."""
+    return float(np.interp(max_fpr, roc.fpr, roc.tpr))
+
+
+def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Mean of the true-positive and true-negative rates of 0/1 ``predicted`` (N,)."""
+    predicted = np.asarray(predicted).astype(bool)
+    labels = np.asarray(labels).astype(bool)
+    return float(0.5 * (predicted[labels].mean() + (~predicted[~labels]).mean()))
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Threshold t maximising the balanced accuracy of ``scores >= t`` (for calibration data)."""
+    roc = roc_curve(scores, labels)
+    best = int(np.argmax(roc.tpr - roc.fpr))  # balanced accuracy = (1 + tpr - fpr) / 2
+    return float(roc.thresholds[best])
+
+
+def attack_report(
+    scores: np.ndarray, labels: np.ndarray, threshold: float, fpr_targets: tuple[float, ...]
+) -> dict:
+    """The ``eval/metrics.json`` entry of one attack.
+
+    ``threshold`` turns scores into member decisions for the balanced accuracy; it must come
+    from shadow data (or be fixed in advance, e.g. 0.5 for a probability), never from the target.
+    """
+    roc = roc_curve(scores, labels)
+    n_out = int((np.asarray(labels) == 0).sum())
+    return {
+        "auc": auc(roc),
+        "balanced_accuracy": balanced_accuracy(np.asarray(scores) >= threshold, labels),
+        "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(roc, f) for f in fpr_targets},
+        # How many non-members stand behind each FPR: below 1 the rate cannot be resolved.
+        "nonmembers_at_fpr": {f"{f:g}": f * n_out for f in fpr_targets},
+        "n_members": int((np.asarray(labels) == 1).sum()),
+        "n_nonmembers": n_out,
+    }

@@ -1,0 +1,101 @@
+"""Where each stage's artefacts live, relative to the project root (dvc.yaml names the same)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Artefact paths under ``root`` (the folder holding dvc.yaml)."""
+
+    root: Path = Path(".")
+
+    @property
+    def prepared_dir(self) -> Path:
+        return self.root / "data" / "prepared"
+
+    @property
+    def dataset_file(self) -> Path:
+        """Prepared arrays: ``x`` (N, ...) and ``y`` (N,), plus normalisation ``mean``/``std``."""
+        return self.prepared_dir / "dataset.npz"
+
+    @property
+    def dataset_info(self) -> Path:
+        """Provenance and shape of the prepared dataset (JSON)."""
+        return self.prepared_dir / "info.json"
+
+    @property
+    def partition_file(self) -> Path:
+        """Parquet: sample_id, label, role."""
+        return self.root / "data" / "partition.parquet"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "data" / "models"
+
+    def model_file(self, role: str) -> Path:
+        return self.models_dir / f"{role}.pt"
+
+    def model_report(self, role: str) -> Path:
+        return self.models_dir / f"{role}.json"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.root / "data" / "snapshots"
+
+    def snapshot_file(self, role: str, epoch: int) -> Path:
+        return self.snapshots_dir / role / f"epoch_{epoch:03d}.pt"
+
+    @property
+    def sequences_dir(self) -> Path:
+        return self.root / "data" / "sequences"
+
+    def sequences_file(self, role: str) -> Path:
+        """Parquet, long format: one row per (sample, snapshot)."""
+        return self.sequences_dir / f"{role}.parquet"
+
+    @property
+    def final_logits_dir(self) -> Path:
+        return self.root / "data" / "final_logits"
+
+    def final_logits_file(self, role: str) -> Path:
+        """Parquet: the original model's logits for the role's attack samples."""
+        return self.final_logits_dir / f"{role}.parquet"
+
+    @property
+    def attack_dir(self) -> Path:
+        return self.root / "data" / "attack"
+
+    @property
+    def attack_model_file(self) -> Path:
+        return self.attack_dir / "seqmia.pt"
+
+    @property
+    def attack_summary_file(self) -> Path:
+        return self.attack_dir / "summary.json"
+
+    @property
+    def attack_history_file(self) -> Path:
+        return self.root / "eval" / "attack_history.csv"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.eval_dir / "metrics.json"
+
+    @property
+    def roc_dir(self) -> Path:
+        return self.eval_dir / "roc"
+
+    @property
+    def roc_png(self) -> Path:
+        return self.eval_dir / "roc.png"
+
+    @property
+    def scores_file(self) -> Path:
+        return self.eval_dir / "scores.parquet"

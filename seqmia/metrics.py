@@ -1,0 +1,90 @@
+"""Stage 3's per-sample metrics of a model's posterior, computed from logits in float64.
+
+Why float64 log-softmax: in float32 the softmax of a confident model rounds to exactly 1, the loss
+to exactly 0, and many members and non-members tie at the top of the ranking, which destroys the
+low-FPR end of the ROC. Logs are clamped at log(1e-30) as in the official code, so every value is
+finite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+LOG_FLOOR = math.log(1e-30)
+
+
+def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(log_p)) for log_p <= 0, accurate near both ends (Maechler's split)."""
+    return torch.where(
+        log_p > -math.log(2.0),
+        torch.log(-torch.expm1(log_p)),
+        torch.log1p(-torch.exp(log_p)),
+    )
+
+
+def log_posteriors(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits -> (N, C) float64 log-probabilities, clamped below at log(1e-30)."""
+    return torch.log_softmax(logits.double(), dim=1).clamp(min=LOG_FLOOR)
+
+
+def loss_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy -log p_y. (N, C), (N,) -> (N,)."""
+    return -log_p.gather(1, labels[:, None]).squeeze(1)
+
+
+def max_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Largest posterior probability max_i p_i. (N, C) -> (N,)."""
+    return log_p.max(dim=1).values.exp()
+
+
+def sd_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Population standard deviation of the posterior vector. (N, C) -> (N,)."""
+    return log_p.exp().std(dim=1, correction=0)
+
+
+def entropy_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy -sum_i p_i log p_i. (N, C) -> (N,)."""
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def m_entropy_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Song & Mittal's modified entropy.
+
+    -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i). (N, C), (N,) -> (N,).
+    log(1 - p_i) comes from log p_i without forming 1 - p_i, so p_i near 1 stays finite.
+    """
+    p = log_p.exp()
+    log_1mp = _log1mexp(log_p.clamp(max=-1e-300)).clamp(min=LOG_FLOOR)
+    is_label = torch.zeros_like(p, dtype=torch.bool).scatter_(1, labels[:, None], True)
+    label_term = -(1.0 - p) * log_p
+    other_term = -p * log_1mp
+    return torch.where(is_label, label_term, other_term).sum(dim=1)
+
+
+MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+METRICS: dict[str, MetricFn] = {
+    "loss": loss_metric,
+    "max": max_metric,
+    "sd": sd_metric,
+    "entropy": entropy_metric,
+    "m_entropy": m_entropy_metric,
+}
+
+
+def compute_metrics(
+    logits: torch.Tensor, labels: torch.Tensor, names: Sequence[str]
+) -> torch.Tensor:
+    """Metrics ``names`` for every sample.
+
+    logits: (N, C) any float dtype; labels: (N,) int64. Returns (N, len(names)) float64.
+    """
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
+    log_p = log_posteriors(logits)
+    labels = labels.to(log_p.device)
+    return torch.stack([METRICS[name](log_p, labels) for name in names], dim=1)

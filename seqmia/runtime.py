@@ -1,0 +1,36 @@
+"""Device and thread choices for the stages."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device (must exist)."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device '{requested}' asked for in params.yaml, but CUDA is not available"
+        )
+    return device
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """Intra-op threads for each of ``workers`` concurrent CPU workers (at least 1).
+
+    Two one-thread workers side by side out-run one two-thread worker on small convolutions,
+    so the cores are divided between concurrent tasks rather than shared.
+    """
+    return max(1, available_cpus() // max(1, workers))

@@ -1,0 +1,187 @@
+"""Stages 1 and 2: supervised training and soft-label distillation with one loop.
+
+The whole training set lives in one tensor and batches are index slices: at CIFAR sizes this
+beats a DataLoader on a CPU and keeps every random draw on one explicit generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqmia.models import set_generator
+from seqmia.optim import decay_groups, step_lr
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Optimisation recipe (SGD with momentum, per-epoch learning-rate schedule)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str  # "step" | "cosine"
+    step_size: int
+    gamma: float
+    min_lr: float
+    augment: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochStats:
+    """What one epoch did; handed to the ``on_epoch`` callback."""
+
+    epoch: int  # 1-based
+    loss: float
+    accuracy: float  # agreement with the (hard or teacher-argmax) target on the batches seen
+    lr: float
+    seconds: float
+    samples: int
+
+
+def cosine_lr(epoch: int, lr: float, epochs: int) -> float:
+    """Cosine annealing from ``lr`` to 0 over ``epochs`` epochs (0-based ``epoch``)."""
+    return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def lr_for_epoch(recipe: Recipe, epoch: int) -> float:
+    """The recipe's learning rate during 0-based ``epoch``."""
+    if recipe.schedule == "cosine":
+        return cosine_lr(epoch, recipe.lr, recipe.epochs)
+    return step_lr(epoch, recipe.lr, recipe.step_size, recipe.gamma, recipe.min_lr)
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, per sample.
+
+    x: (B, C, H, W) -> (B, C, H, W).
+    """
+    b, _, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=x.device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=x.device)
+    # Gather with per-sample offsets: row/col index grids of shape (B, H, 1) / (B, 1, W).
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W)
+    flip = torch.rand(b, generator=generator, device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out).contiguous()
+
+
+def _memory_format(inputs: torch.Tensor) -> torch.memory_format:
+    """channels_last for image batches: about 1.4x faster training and 2x faster inference of the
+    small CNN on a CPU (measured), and the layout tensor cores want on a GPU."""
+    return torch.channels_last if inputs.ndim == 4 else torch.contiguous_format
+
+
+def on_device(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """``generator`` itself on CPU; elsewhere a generator on ``device`` seeded from it."""
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean of -sum_i q_i log p_i: equals KL(q || p) up to the teacher's (constant) entropy.
+
+    logits: (B, C) student logits; target_probs: (B, C) teacher posteriors.
+    """
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def fit(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    recipe: Recipe,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    on_epoch: Callable[[EpochStats, nn.Module], None] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place and return it.
+
+    inputs: (N, C, H, W) float, already on the model's device.
+    targets: (N,) int64 class labels (cross-entropy) or (N, classes) float teacher posteriors
+    (soft-label distillation at ``temperature``; the student's logits are divided by it).
+    ``on_epoch(stats, model)`` runs after every epoch, e.g. to log or save a snapshot.
+    """
+    soft = targets.is_floating_point()
+    fmt = _memory_format(inputs)
+    model.to(memory_format=fmt)
+    device_generator = on_device(generator, inputs.device)
+    set_generator(model, device_generator)  # dropout masks
+    optimizer = torch.optim.SGD(
+        decay_groups(model, recipe.weight_decay), lr=recipe.lr, momentum=recipe.momentum
+    )
+    n = inputs.shape[0]
+    for epoch in range(recipe.epochs):
+        lr = lr_for_epoch(recipe, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=generator, device="cpu").to(inputs.device)
+        total_loss = torch.zeros((), device=inputs.device)
+        correct = torch.zeros((), device=inputs.device, dtype=torch.long)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            x, y = inputs[idx], targets[idx]
+            if recipe.augment:
+                x = random_crop_flip(x, device_generator)
+            x = x.contiguous(memory_format=fmt)
+            logits = model(x)
+            if soft:
+                loss = soft_cross_entropy(logits / temperature, y)
+                hard = y.argmax(dim=1)
+            else:
+                loss = F.cross_entropy(logits, y)
+                hard = y
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # Accumulate on the device; one host sync per epoch instead of per batch.
+            total_loss += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(dim=1) == hard).sum()
+        if on_epoch is not None:
+            stats = EpochStats(
+                epoch=epoch + 1,
+                loss=float(total_loss) / n,
+                accuracy=float(correct) / n,
+                lr=lr,
+                seconds=time.perf_counter() - started,
+                samples=n,
+            )
+            on_epoch(stats, model)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Logits of ``model`` in eval mode. inputs: (N, C, H, W) -> (N, classes) float32 on CPU."""
+    model.eval()
+    fmt = _memory_format(inputs)
+    model.to(memory_format=fmt)
+    device = next(model.parameters()).device
+    out = [
+        model(inputs[start : start + batch_size].to(device).contiguous(memory_format=fmt))
+        .float()
+        .cpu()
+        for start in range(0, inputs.shape[0], batch_size)
+    ]
+    return torch.cat(out)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy. logits: (N, C); labels: (N,)."""
+    return float((logits.argmax(dim=1) == labels).float().mean())

@@ -1,0 +1,77 @@
+"""Sequences: query every snapshot of a role on its attack samples and build metric sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from prefect import get_run_logger, task
+
+from seqmia.artifacts import write_parquet
+from seqmia.config import Params
+from seqmia.layout import Layout
+from seqmia.metrics import compute_metrics
+from seqmia.runtime import resolve_device
+from seqmia.sequences import sequence_frame
+from seqmia.training import predict_logits
+from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.models import load_model, part_tensors
+
+
+def model_series(params: Params, layout: Layout, role: str) -> list[Path]:
+    """Snapshots s1 … sn of ``role`` in chronological order, then the original model s(n+1)."""
+    snapshots = [layout.snapshot_file(role, e) for e in range(1, params.distill.epochs + 1)]
+    return [*snapshots, layout.model_file(role)]
+
+
+def attack_samples(layout: Layout, role: str) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
+    """The role's members then non-members: a table (sample_id, part, member, label), inputs and
+    labels."""
+    dataset = load_prepared(layout.dataset_file)
+    partition = pd.read_parquet(layout.partition_file)
+    tables, inputs, labels = [], [], []
+    for part, member in ((f"{role}_in", 1), (f"{role}_out", 0)):
+        ids, x, y = part_tensors(dataset, partition, part)
+        tables.append(pd.DataFrame({"sample_id": ids, "part": part, "member": member, "label": y}))
+        inputs.append(x)
+        labels.append(y)
+    return pd.concat(tables, ignore_index=True), torch.cat(inputs), torch.cat(labels)
+
+
+@task(**ARTEFACT_TASK, task_run_name="query-{role}-s{index}")
+def query_model(role: str, index: int, path: Path, params: Params, layout: Layout) -> torch.Tensor:
+    """Logits (N, C) of model ``path`` (snapshot ``index``) on the role's attack samples."""
+    device = resolve_device(params.device)
+    dataset = load_prepared(layout.dataset_file)
+    _, inputs, _ = attack_samples(layout, role)
+    model = load_model(params, dataset, path, device)
+    return predict_logits(model, inputs, batch_size=params.sequences.batch_size)
+
+
+@task(**ARTEFACT_TASK, task_run_name="write-sequences-{role}")
+def write_sequences(role: str, logits: list[torch.Tensor], params: Params, layout: Layout) -> dict:
+    """Metric sequences of ``role`` from each model's logits (chronological), plus the final
+    model's logits for the baselines."""
+    samples, _, labels = attack_samples(layout, role)
+    names = list(params.sequences.metrics)
+    per_snapshot = [compute_metrics(z, labels, names) for z in logits]
+    frame = sequence_frame(
+        samples["sample_id"].to_numpy(),
+        samples["part"].to_numpy(),
+        samples["member"].to_numpy(),
+        samples["label"].to_numpy(),
+        per_snapshot,
+        names,
+    )
+    write_parquet(layout.sequences_file(role), frame)
+    final = logits[-1].numpy().astype(np.float32)
+    final_frame = samples.copy()
+    for c in range(final.shape[1]):
+        final_frame[f"logit_{c}"] = final[:, c]
+    write_parquet(layout.final_logits_file(role), final_frame)
+    get_run_logger().info(
+        "%s: %d samples x %d snapshots x %d metrics", role, len(samples), len(logits), len(names)
+    )
+    return {"role": role, "samples": len(samples), "snapshots": len(logits)}
