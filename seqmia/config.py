@@ -161,7 +161,12 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     ),
 }
 for _part in PARTS:
-    _RULES[f"partition.{_part}"] = (lambda v: v >= 0, "an integer >= 0")
+    _RULES[f"partition.{_part}"] = (lambda v: v >= 1, "an integer >= 1")
+for _key in ("train.momentum", "train.weight_decay", "train.min_lr", "attack.weight_decay",
+             "attack.min_lr"):  # fmt: skip
+    _RULES[_key] = (lambda v: v >= 0, "a number >= 0")
+for _key in ("train.gamma", "attack.gamma"):
+    _RULES[_key] = (lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def _describe(tp: Any) -> str:

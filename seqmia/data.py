@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,10 @@ from PIL import Image
 from torchvision.io import decode_image
 
 from seqmia.errors import UserError
+
+# torchvision 0.29 marks its image decoders deprecated in favour of torchcodec; they are still the
+# fastest way to decode small JPEG/PNG files with the pinned release, so keep them quietly.
+warnings.filterwarnings("ignore", message="The image decoding", category=DeprecationWarning)
 
 DATA_ROOT_ENV = "SEQMIA_DATA_ROOT"
 DEFAULT_DATA_ROOT = Path("data/raw")

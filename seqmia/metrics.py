@@ -26,8 +26,17 @@ def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
 
 
 def log_posteriors(logits: torch.Tensor) -> torch.Tensor:
-    """(N, C) logits -> (N, C) float64 log-probabilities, clamped below at log(1e-30)."""
-    return torch.log_softmax(logits.double(), dim=1).clamp(min=LOG_FLOOR)
+    """(N, C) logits -> (N, C) float64 log-probabilities, clamped below at log(1e-30).
+
+    ``torch.log_softmax`` forms log(1 + r) with r the other classes' mass, which rounds to 0 once
+    r < 1e-16 (a logit margin of about 37), so confident members would still tie at loss 0.
+    Summing only the non-argmax terms and taking ``log1p`` keeps r down to float64's range.
+    """
+    z = logits.double()
+    top, top_idx = z.max(dim=1, keepdim=True)
+    shifted = z - top  # (N, C), 0 at the argmax
+    rest = shifted.exp().scatter(1, top_idx, 0.0).sum(dim=1, keepdim=True)  # (N, 1)
+    return (shifted - torch.log1p(rest)).clamp(min=LOG_FLOOR)
 
 
 def loss_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -63,8 +63,13 @@ def frame_to_arrays(
     frame = frame.sort_values(["sample_id", "snapshot"], kind="stable")
     t = int(frame["snapshot"].max())
     n = len(frame) // t
+    ragged = ValueError("sequence frame is ragged: not every sample has snapshots 1..T once")
     if n * t != len(frame):
-        raise ValueError("sequence frame is ragged: not every sample has every snapshot")
+        raise ragged
+    snapshots = frame["snapshot"].to_numpy().reshape(n, t)
+    ids = frame["sample_id"].to_numpy().reshape(n, t)
+    if (snapshots != np.arange(1, t + 1)).any() or (ids != ids[:, :1]).any():
+        raise ragged
     values = frame[names].to_numpy(np.float64).reshape(n, t, len(names))
     samples = frame.iloc[::t][["sample_id", "part", "member", "label"]].reset_index(drop=True)
     return samples, values

@@ -1,0 +1,197 @@
+"""Benchmark the pipeline: per-stage wall time, peak memory and throughput, beside bare PyTorch.
+
+Runs the given configuration (default: the repository's params.yaml) with real ``dvc repro`` in a
+fresh copy of the repository, one stage at a time, then times a no-change ``dvc repro`` and a
+``dvc repro`` after changing only ``attack.*``. In the same run it times a bare PyTorch loop of the
+same model on the same data (plain NCHW tensors, one process with all cores, no Prefect, no DVC) for
+training, distillation and inference, so the ratios compare like with like on this machine.
+
+    SEQMIA_DATA_ROOT=../shared/datasets python benchmarks/pipeline.py
+
+Prints a Markdown table; ``--out FILE`` also writes it to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("prepare", "partition", "train", "distill", "sequences", "attack", "evaluate")
+CODE = ("flows", "tasks", "seqmia", "dvc.yaml")
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB of its largest process, output)."""
+    log = cwd / ".bench.log"
+    with open(log, "w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # rusage covers the waited-for descendants
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = log.read_text()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def make_workdir(path: Path, params_file: Path) -> None:
+    """A fresh git + DVC repository holding the project's code and the benchmarked params."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    for name in CODE:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, path / name)
+    shutil.copy(params_file, path / "params.yaml")
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "bench@example.com"],
+        ["git", "config", "user.name", "bench"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "benchmark"],
+    ):
+        subprocess.run(cmd, cwd=path, check=True, capture_output=True)
+
+
+def stage_samples(params: dict) -> dict[str, int]:
+    """Images each stage pushes through a model (training steps or inference), from params."""
+    sizes = params["partition"]
+    classes = 10  # CIFAR-10 / digits; only used for the throughput column
+    n_in = sizes["target_in"] * classes
+    n_attack = (sizes["target_in"] + sizes["target_out"]) * classes
+    n_distill = sizes["distill"] * classes
+    n = params["distill"]["epochs"]
+    extra = params["distill"]["shadow_extra_epochs"]
+    return {
+        "train": 2 * params["train"]["epochs"] * n_in + 2 * n_attack,  # + final accuracy pass
+        "distill": (2 * n + extra) * n_distill + 2 * n_distill,  # + teacher posteriors
+        "sequences": 2 * (n + 1) * n_attack,
+    }
+
+
+def bare_loop(workdir: Path, params: dict) -> dict[str, float]:
+    """Images/s of a plain PyTorch loop (NCHW, all cores in one process) on the prepared data."""
+    code = f"""
+import json, time, numpy as np, pandas as pd, torch, torch.nn.functional as F
+from seqmia.models import build_model
+torch.manual_seed(0)
+d = np.load("data/prepared/dataset.npz")
+part = pd.read_parquet("data/partition.parquet")
+ids = part.loc[part.role == "target_in", "sample_id"].to_numpy()
+x = torch.from_numpy(((d["x"][ids] / 255.0 - d["mean"]) / d["std"]).astype(np.float32)
+                     .transpose(0, 3, 1, 2).copy())
+y = torch.from_numpy(d["y"][ids].astype(np.int64))
+model = build_model({params["train"]["model"]!r}, tuple(x.shape[1:]), 10, torch.Generator())
+opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+bs = {params["train"]["batch_size"]}
+def epoch(soft):
+    model.train()
+    for i in range(0, len(x), bs):
+        out = model(x[i:i + bs])
+        if soft:
+            loss = -(torch.softmax(out.detach(), 1) * F.log_softmax(out, 1)).sum(1).mean()
+        else:
+            loss = F.cross_entropy(out, y[i:i + bs])
+        opt.zero_grad(); loss.backward(); opt.step()
+res = {{}}
+for name, soft in (("train", False), ("distill", True)):
+    epoch(soft)  # warm-up
+    t = time.perf_counter(); epoch(soft); epoch(soft)
+    res[name] = 2 * len(x) / (time.perf_counter() - t)
+model.eval()
+with torch.no_grad():
+    model(x[:500]); t = time.perf_counter()
+    for i in range(0, len(x), 500): model(x[i:i + 500])
+    res["sequences"] = len(x) / (time.perf_counter() - t)
+print(json.dumps(res))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "run")
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    params = yaml.safe_load(args.params.read_text())
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    make_workdir(args.workdir, args.params)
+
+    rows, total = [], 0.0
+    for stage in STAGES:
+        wall, peak, _ = run_measured(["dvc", "repro", "--single-item", stage], args.workdir, env)
+        total += wall
+        rows.append((stage, wall, peak))
+        print(f"{stage}: {wall:.1f} s, peak {peak:.0f} MiB", file=sys.stderr, flush=True)
+    metrics = json.loads((args.workdir / "eval" / "metrics.json").read_text())
+
+    noop, _, _ = run_measured(["dvc", "repro"], args.workdir, env)
+    edited = yaml.safe_load((args.workdir / "params.yaml").read_text())
+    edited["attack"]["lr"] = edited["attack"]["lr"] * 0.5
+    (args.workdir / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    attack_only, _, log = run_measured(["dvc", "repro"], args.workdir, env)
+    rerun = [s for s in STAGES if f"Running stage '{s}'" in log]
+
+    bare = bare_loop(args.workdir, params)
+    samples = stage_samples(params)
+    lines = [
+        f"Configuration: {args.params.name}; {os.cpu_count()} CPUs; device {params['device']}.",
+        "",
+        "| stage | wall s | peak MiB | images/s | bare PyTorch images/s | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for stage, wall, peak in rows:
+        if stage in samples:
+            rate = samples[stage] / wall
+            lines.append(
+                f"| {stage} | {wall:.1f} | {peak:.0f} | {rate:.0f} | {bare[stage]:.0f} "
+                f"| {rate / bare[stage]:.2f} |"
+            )
+        else:
+            lines.append(f"| {stage} | {wall:.1f} | {peak:.0f} | | | |")
+    lines += [
+        f"| **full run** | {total:.1f} | | | | |",
+        "",
+        f"No-change `dvc repro`: {noop:.1f} s. After changing only `attack.lr`: "
+        f"{attack_only:.1f} s ({100 * attack_only / total:.1f}% of the full run; stages rerun: "
+        f"{', '.join(rerun)}).",
+        "",
+        "| attack | AUC | TPR@0.1% FPR | TPR@1% FPR | balanced acc. |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in json.loads(json.dumps(metrics))["attacks"].items():
+        lines.append(
+            f"| {name} | {r['auc']:.4f} | {r['tpr_at_fpr'].get('0.001', float('nan')):.4f} "
+            f"| {r['tpr_at_fpr'].get('0.01', float('nan')):.4f} | {r['balanced_accuracy']:.4f} |"
+        )
+    for role, m in metrics["models"].items():
+        lines.append(
+            f"\n{role} model: train accuracy {m['train_accuracy']:.4f}, "
+            f"test accuracy {m['test_accuracy']:.4f}"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

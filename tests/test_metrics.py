@@ -1,0 +1,105 @@
+"""Per-sample posterior metrics of seqmia.metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqmia.metrics import METRICS, compute_metrics
+
+P = [0.7, 0.2, 0.1]
+LOGITS = torch.tensor([[math.log(x) for x in P]], dtype=torch.float64)
+
+# Hand-computed with math.log for p = [0.7, 0.2, 0.1].
+EXPECTED = {
+    0: {
+        "loss": -math.log(0.7),
+        "max": 0.7,
+        "sd": math.sqrt(((0.7 - 1 / 3) ** 2 + (0.2 - 1 / 3) ** 2 + (0.1 - 1 / 3) ** 2) / 3),
+        "entropy": -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)),
+        "m_entropy": -(0.3 * math.log(0.7)) - 0.2 * math.log(0.8) - 0.1 * math.log(0.9),
+    },
+    2: {
+        "loss": -math.log(0.1),
+        "max": 0.7,
+        "sd": math.sqrt(((0.7 - 1 / 3) ** 2 + (0.2 - 1 / 3) ** 2 + (0.1 - 1 / 3) ** 2) / 3),
+        "entropy": -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)),
+        "m_entropy": -(0.9 * math.log(0.1)) - 0.7 * math.log(0.3) - 0.2 * math.log(0.8),
+    },
+}
+
+
+def test_hand_values_are_what_we_think():
+    # Guards the literals above against typos: decimal values worked out on paper.
+    assert EXPECTED[0]["loss"] == pytest.approx(0.356675, abs=1e-6)
+    assert EXPECTED[0]["sd"] == pytest.approx(0.262467, abs=1e-6)
+    assert EXPECTED[0]["entropy"] == pytest.approx(0.801819, abs=1e-6)
+    assert EXPECTED[0]["m_entropy"] == pytest.approx(0.162167, abs=1e-6)
+    assert EXPECTED[2]["m_entropy"] == pytest.approx(2.959736, abs=1e-6)
+
+
+@pytest.mark.parametrize("label", [0, 2])
+@pytest.mark.parametrize("name", list(EXPECTED[0]))
+def test_metric_matches_hand_value(name, label):
+    labels = torch.tensor([label])
+    got = compute_metrics(LOGITS, labels, [name])
+    assert got.shape == (1, 1)
+    assert got.item() == pytest.approx(EXPECTED[label][name], rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("label", [0, 2])
+@pytest.mark.parametrize("name", list(EXPECTED[0]))
+def test_metric_function_directly(name, label):
+    log_p = torch.log_softmax(LOGITS, dim=1)
+    got = METRICS[name](log_p, torch.tensor([label]))
+    assert got.shape == (1,)
+    assert got.item() == pytest.approx(EXPECTED[label][name], rel=1e-12, abs=1e-15)
+
+
+def test_float32_logits_are_computed_in_float64():
+    got = compute_metrics(LOGITS.float(), torch.tensor([0]), ["loss"])
+    assert got.dtype == torch.float64
+    assert got.item() == pytest.approx(-math.log(0.7), rel=1e-6)
+
+
+def test_confident_correct_loss_does_not_saturate():
+    labels = torch.tensor([0])
+    loss_40 = compute_metrics(torch.tensor([[40.0, 0.0, 0.0]]), labels, ["loss"]).item()
+    loss_45 = compute_metrics(torch.tensor([[45.0, 0.0, 0.0]]), labels, ["loss"]).item()
+    # -log p_0 = log(1 + 2 e^-40) ~ 2 e^-40 ~ 8.5e-18: representable in float64.
+    assert loss_40 > 0
+    assert loss_40 != loss_45
+    assert loss_40 == pytest.approx(2 * math.exp(-40), rel=1e-6)
+    assert loss_45 == pytest.approx(2 * math.exp(-45), rel=1e-6)
+
+
+def test_confidently_wrong_sample_is_finite_and_clamped():
+    logits = torch.tensor([[0.0, 800.0, 0.0]])
+    got = compute_metrics(logits, torch.tensor([0]), ["loss", "m_entropy", "entropy"])
+    assert torch.isfinite(got).all()
+    assert got[0, 0].item() == pytest.approx(-math.log(1e-30), rel=1e-12)
+    assert got[0, 0].item() == pytest.approx(69.0776, abs=1e-4)
+    # Both the label term and the p_1 ~ 1 term hit the log(1e-30) floor.
+    assert got[0, 1].item() == pytest.approx(-2 * math.log(1e-30), rel=1e-9)
+
+
+def test_compute_metrics_shape_dtype_and_order():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 4, generator=g)
+    labels = torch.randint(0, 4, (6,), generator=g)
+    names = ["m_entropy", "loss", "max"]
+    got = compute_metrics(logits, labels, names)
+    assert got.shape == (6, 3)
+    assert got.dtype == torch.float64
+    for j, name in enumerate(names):
+        single = compute_metrics(logits, labels, [name])[:, 0]
+        torch.testing.assert_close(got[:, j], single, rtol=0, atol=0)
+    expected_loss = torch.nn.functional.cross_entropy(logits.double(), labels, reduction="none")
+    torch.testing.assert_close(got[:, 1], expected_loss)
+
+
+def test_unknown_metric_raises():
+    with pytest.raises(ValueError, match="nope"):
+        compute_metrics(LOGITS, torch.tensor([0]), ["loss", "nope"])

@@ -1,0 +1,101 @@
+"""Stage 0's seeded, class-balanced, disjoint partition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqmia.config import PARTS
+from seqmia.partition import PartitionError, check_disjoint, make_partition, part_ids
+
+SIZES = {"target_in": 3, "target_out": 3, "shadow_in": 3, "shadow_out": 3, "distill": 6}
+CLASSES = 10
+PER_CLASS = 30
+
+
+@pytest.fixture(scope="module")
+def labels() -> np.ndarray:
+    # 10 classes x 30 samples, interleaved and shuffled so sample id does not give the class.
+    rng = np.random.default_rng(123)
+    return rng.permutation(np.repeat(np.arange(CLASSES), PER_CLASS))
+
+
+def test_columns_and_dtypes(labels):
+    frame = make_partition(labels, SIZES, seed=0)
+    assert list(frame.columns) == ["sample_id", "label", "role"]
+    assert frame["sample_id"].dtype == np.int64
+    assert frame["label"].dtype == np.int64
+    assert list(frame["role"].cat.categories) == list(PARTS)
+
+
+def test_parts_are_disjoint(labels):
+    frame = make_partition(labels, SIZES, seed=0)
+    assert not frame["sample_id"].duplicated().any()
+    ids = [set(part_ids(frame, p)) for p in PARTS]
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            assert not ids[i] & ids[j]
+    check_disjoint(frame)  # does not raise
+
+
+def test_part_sizes_and_class_balance(labels):
+    frame = make_partition(labels, SIZES, seed=0)
+    assert len(frame) == sum(SIZES.values()) * CLASSES
+    for part, size in SIZES.items():
+        rows = frame[frame["role"] == part]
+        assert len(rows) == size * CLASSES
+        counts = rows["label"].value_counts()
+        assert sorted(counts.index) == list(range(CLASSES))
+        assert (counts == size).all()
+
+
+def test_labels_match_sample_ids(labels):
+    frame = make_partition(labels, SIZES, seed=0)
+    np.testing.assert_array_equal(frame["label"].to_numpy(), labels[frame["sample_id"]])
+    assert frame["sample_id"].between(0, len(labels) - 1).all()
+
+
+def test_sorted_by_role_then_sample_id(labels):
+    frame = make_partition(labels, SIZES, seed=0)
+    codes = frame["role"].cat.codes.to_numpy()
+    assert (np.diff(codes) >= 0).all()
+    for part in PARTS:
+        ids = part_ids(frame, part)
+        assert (np.diff(ids) > 0).all()
+
+
+def test_same_seed_same_frame(labels):
+    pd.testing.assert_frame_equal(
+        make_partition(labels, SIZES, seed=7), make_partition(labels, SIZES, seed=7)
+    )
+
+
+def test_different_seed_different_assignment(labels):
+    a = make_partition(labels, SIZES, seed=7)
+    b = make_partition(labels, SIZES, seed=8)
+    assert not np.array_equal(part_ids(a, "target_in"), part_ids(b, "target_in"))
+
+
+def test_too_large_sizes_raise(labels):
+    sizes = dict(SIZES, distill=PER_CLASS)  # needs 42 per class; each class has 30
+    with pytest.raises(PartitionError) as info:
+        make_partition(labels, sizes, seed=0)
+    message = str(info.value)
+    assert "has 30 samples" in message
+    assert "42" in message
+
+
+def test_missing_part_size_raises(labels):
+    sizes = {k: v for k, v in SIZES.items() if k != "distill"}
+    with pytest.raises(PartitionError, match="distill"):
+        make_partition(labels, sizes, seed=0)
+
+
+def test_check_disjoint_raises_on_duplicate(labels):
+    frame = make_partition(labels, SIZES, seed=0)
+    target_in = frame.index[frame["role"] == "target_in"][0]
+    shadow_in = frame.index[frame["role"] == "shadow_in"][0]
+    frame.loc[shadow_in, "sample_id"] = frame.loc[target_in, "sample_id"]
+    with pytest.raises(PartitionError):
+        check_disjoint(frame)

@@ -1,0 +1,208 @@
+"""End to end: real ``dvc repro`` of the real stages in a temporary git repository, with every
+flow reporting to a real Prefect server, on a small real dataset (scikit-learn's digits scans)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+CODE = ("flows", "tasks", "seqmia", "dvc.yaml", "params.yaml")
+STAGES = ("prepare", "partition", "train", "distill", "sequences", "attack", "evaluate")
+
+
+def tiny_params() -> dict:
+    """The repository's params.yaml shrunk to a few hundred digits and a few epochs."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["device"] = "cpu"
+    params["data"].update(name="imagefolder", path="digits")
+    params["partition"] = dict(target_in=10, target_out=10, shadow_in=10, shadow_out=10, distill=20)
+    params["train"].update(epochs=3, batch_size=20)
+    params["distill"]["epochs"] = 12  # long enough for the kill test to land mid-stage
+    params["attack"].update(epochs=4, batch_size=20)
+    params["evaluate"]["fpr_targets"] = [0.01, 0.1]
+    return params
+
+
+def make_repo(path: Path, params: dict) -> Path:
+    """A fresh git + DVC repository holding the project's code and ``params``."""
+    path.mkdir(parents=True)
+    for name in CODE:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, path / name)
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "test@example.com"],
+        ["git", "config", "user.name", "test"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
+        subprocess.run(cmd, cwd=path, check=True, capture_output=True)
+    return path
+
+
+def repro(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``dvc repro`` in ``repo``; fails the test with its output if it fails."""
+    result = subprocess.run(
+        ["dvc", "repro", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def stages_run(output: str) -> list[str]:
+    """Names of the stages that ``dvc repro`` output says it ran."""
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture(scope="module")
+def env(prefect_env: dict[str, str], digits_root: Path) -> dict[str, str]:
+    return {**prefect_env, "SEQMIA_DATA_ROOT": str(digits_root), "PYTHONPATH": ""}
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]):
+    """A repository after one complete ``dvc repro``, and that run's metrics."""
+    repo = make_repo(tmp_path_factory.mktemp("clean") / "repo", tiny_params())
+    result = repro(repo, env)
+    return repo, result, json.loads((repo / "eval" / "metrics.json").read_text())
+
+
+def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> None:
+    repo, result, metrics = clean_run
+    assert stages_run(result.stdout) == list(STAGES)
+
+    partition = pd.read_parquet(repo / "data" / "partition.parquet")
+    assert list(partition.columns) == ["sample_id", "label", "role"]
+    assert partition["sample_id"].is_unique
+    assert partition.groupby("role", observed=True).size().to_dict() == {
+        "target_in": 100, "target_out": 100, "shadow_in": 100, "shadow_out": 100, "distill": 200,
+    }  # fmt: skip
+
+    for role in ("target", "shadow"):
+        snaps = sorted((repo / "data" / "snapshots" / role).glob("epoch_*.pt"))
+        assert [p.name for p in snaps] == [f"epoch_{e:03d}.pt" for e in range(1, 13)]
+        seq = pd.read_parquet(repo / "data" / "sequences" / f"{role}.parquet")
+        assert list(seq.columns) == [
+            "sample_id", "part", "member", "label", "snapshot",
+            "loss", "max", "sd", "entropy", "m_entropy",
+        ]  # fmt: skip
+        assert len(seq) == 200 * 13 and set(seq["snapshot"]) == set(range(1, 14))
+        assert set(seq["part"]) == {f"{role}_in", f"{role}_out"}
+
+    seqmia = metrics["attacks"]["seqmia"]
+    assert set(metrics["attacks"]) == {"seqmia", "loss", "max_confidence"}
+    assert set(seqmia["tpr_at_fpr"]) == {"0.01", "0.1"}
+    assert seqmia["n_members"] == seqmia["n_nonmembers"] == 100
+    for report in metrics["attacks"].values():
+        assert 0.0 <= report["auc"] <= 1.0 and 0.0 <= report["balanced_accuracy"] <= 1.0
+    for role in ("target", "shadow"):
+        assert set(metrics["models"][role]) == {"train_accuracy", "test_accuracy"}
+    scores = pd.read_parquet(repo / "eval" / "scores.parquet")
+    assert len(scores) == 200 and {"seqmia", "loss", "max_confidence"} <= set(scores.columns)
+    assert (repo / "eval" / "roc.png").stat().st_size > 10_000
+    roc = pd.read_csv(repo / "eval" / "roc" / "seqmia.csv")
+    assert roc["fpr"].is_monotonic_increasing and roc["tpr"].iloc[-1] == 1.0
+
+    info = json.loads((repo / "data" / "prepared" / "info.json").read_text())
+    assert info["n_samples"] == 1797 and len(info["sha256"]) == 64
+
+
+def test_unchanged_repro_runs_nothing(clean_run, env: dict[str, str]) -> None:
+    repo, _, _ = clean_run
+    assert stages_run(repro(repo, env).stdout) == []
+
+
+def test_changing_attack_epochs_reruns_only_attack_and_evaluate(
+    clean_run, env: dict[str, str]
+) -> None:
+    repo, _, _ = clean_run
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["attack"]["epochs"] = 6
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = repro(repo, env)
+    assert stages_run(result.stdout) == ["attack", "evaluate"]
+    history = pd.read_csv(repo / "eval" / "attack_history.csv")
+    assert history["epoch"].tolist() == list(range(1, 7))
+
+
+def test_killed_stage_leaves_no_cached_artefact_and_repro_recovers(
+    clean_run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Kill ``dvc repro`` mid-distillation; the next ``dvc repro`` must finish with exactly the
+    metrics of an uninterrupted run (which also shows the pipeline is reproducible)."""
+    _, _, clean_metrics = clean_run
+    repo = make_repo(tmp_path / "repo", tiny_params())
+    proc = subprocess.Popen(
+        ["dvc", "repro"], cwd=repo, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    partial = repo / "data" / "snapshots" / "target" / "epoch_002.pt"
+    deadline = time.monotonic() + 600
+    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert partial.exists(), "distillation never started"
+    last = repo / "data" / "snapshots" / "target" / "epoch_012.pt"
+    assert not last.exists(), "the stage finished before it could be killed"
+    lock = yaml.safe_load((repo / "dvc.lock").read_text()) if (repo / "dvc.lock").exists() else {}
+    assert "distill" not in lock.get("stages", {}), "a killed stage was recorded as done"
+    leftovers = [p for p in (repo / "data").rglob("*.tmp")]
+    assert all(p.name.startswith(".") for p in leftovers)  # only hidden temp names, never outs
+
+    result = repro(repo, env)
+    assert stages_run(result.stdout)[0] == "distill"
+    metrics = json.loads((repo / "eval" / "metrics.json").read_text())
+    assert metrics == clean_metrics
+
+
+def _stage(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_bad_params_stop_before_any_work(tmp_path: Path, env: dict[str, str]) -> None:
+    params = tiny_params()
+    params["train"]["model"] = "resnet999"
+    del params["attack"]["epochs"]
+    repo = make_repo(tmp_path / "repo", params)
+    started = time.monotonic()
+    result = _stage(["flows.train"], env, repo)
+    assert result.returncode == 2
+    assert "train.model" in result.stderr and "small_cnn" in result.stderr
+    assert not (repo / "data").exists()
+    assert time.monotonic() - started < 60
+
+
+def test_missing_dataset_names_paths_and_remedies(tmp_path: Path, env: dict[str, str]) -> None:
+    params = tiny_params()
+    params["data"]["name"] = "cifar10"
+    repo = make_repo(tmp_path / "repo", params)
+    empty = tmp_path / "empty_root"
+    empty.mkdir()
+    result = _stage(["flows.prepare"], {**env, "SEQMIA_DATA_ROOT": str(empty)}, repo)
+    assert result.returncode == 2
+    message = result.stderr
+    assert str(empty / "cifar10" / "train") in message
+    assert "SEQMIA_DATA_ROOT" in message and "data.download" in message
+    assert not (repo / "data" / "prepared" / "dataset.npz").exists()
