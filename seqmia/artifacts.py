@@ -7,6 +7,7 @@ renames it over the destination (``os.replace`` is atomic on POSIX within one fi
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -79,8 +80,12 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
 def save_state_dict(path: str | Path, module: torch.nn.Module) -> None:
     """Save ``module``'s state dict (tensors on CPU), atomically."""
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    # Serialise to memory first: torch.save names the archive's records after the file it writes
+    # to, and the random temporary name would make identical weights differ byte for byte.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

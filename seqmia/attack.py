@@ -1,4 +1,4 @@
-"""Stage 4: the attention-based RNN attack model and its training on shadow sequences."""
+"""Stage 4: attack models (SeqMIA's attention-based RNN and its ablations) and their training."""
 
 from __future__ import annotations
 
@@ -16,37 +16,108 @@ from seqmia.evaluation import auc, roc_curve
 from seqmia.optim import decay_groups, step_lr
 
 
-class AttentionLSTM(nn.Module):
-    """LSTM over the metric sequence with dot-product attention on its outputs.
+class SequenceAttack(nn.Module):
+    """Recurrent attack over a metric sequence (B, T, k) -> (B, 2) logits.
 
-    With outputs o_1 … o_T and last hidden state h_T: alpha_t = softmax_t(h_T · o_t),
-    c = sum_t alpha_t o_t, logits = Linear([h_T ; c]) -> 2 classes (0 non-member, 1 member).
+    With attention (SeqMIA): outputs o_1 … o_T, last hidden state h_T,
+    alpha_t = softmax_t(h_T · o_t), c = sum_t alpha_t o_t, logits = Linear([h_T ; c]).
+    Without attention (an ablation): logits = Linear(h_T). Class 1 is "member".
     """
 
-    def __init__(self, input_size: int, hidden_size: int = 50, num_layers: int = 1) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int = 50,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        attention: bool = True,
+    ) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)
-        self.head = nn.Linear(2 * hidden_size, 2)
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = rnn(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.use_attention = attention
+        self.head = nn.Linear((2 if attention else 1) * hidden_size, 2)
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs, state = self.rnn(x)  # outputs (B, T, H)
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, H)
+        return outputs, h_n[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, (h_n, _) = self.lstm(x)  # outputs (B, T, H); h_n (layers, B, H)
-        h_last = h_n[-1]  # (B, H)
-        scores = torch.bmm(outputs, h_last.unsqueeze(2)).squeeze(2)  # (B, T)
-        alpha = torch.softmax(scores, dim=1)  # (B, T)
+        outputs, h_last = self._encode(x)
+        if not self.use_attention:
+            return self.head(h_last)  # (B, 2)
+        alpha = self._weights(outputs, h_last)  # (B, T)
         context = (alpha.unsqueeze(2) * outputs).sum(dim=1)  # (B, H)
         return self.head(torch.cat([h_last, context], dim=1))  # (B, 2)
 
+    @staticmethod
+    def _weights(outputs: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
+        scores = torch.bmm(outputs, h_last.unsqueeze(2)).squeeze(2)  # (B, T)
+        return torch.softmax(scores, dim=1)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Attention weights over time. x: (B, T, k) -> (B, T)."""
-        outputs, (h_n, _) = self.lstm(x)
-        return torch.softmax(torch.bmm(outputs, h_n[-1].unsqueeze(2)).squeeze(2), dim=1)
+        return self._weights(*self._encode(x))
+
+
+class AttentionLSTM(SequenceAttack):
+    """The SeqMIA attack model: one-layer LSTM (hidden 50 officially) with attention."""
+
+    def __init__(self, input_size: int, hidden_size: int = 50, num_layers: int = 1) -> None:
+        super().__init__(input_size, hidden_size, num_layers, cell="lstm", attention=True)
+
+
+class FlatMLP(nn.Module):
+    """MLP over the flattened input (B, ...) -> (B, 2), ReLU between layers.
+
+    TrajectoryMIA's attack is ``widths=(512, 128, 32)`` on the loss trajectory; ML-Leaks' is
+    ``(64,)`` on the sorted top-k posteriors; with (T, k) sequences it is the "no time order"
+    ablation of SeqMIA.
+    """
+
+    def __init__(self, input_size: int, widths: tuple[int, ...] = (512, 128, 32)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        for width in widths:
+            layers += [nn.Linear(input_size, width), nn.ReLU()]
+            input_size = width
+        layers.append(nn.Linear(input_size, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+ATTACK_ARCHITECTURES = ("attention_lstm", "lstm", "attention_gru", "gru", "mlp")
+
+
+def build_attack(
+    architecture: str,
+    input_shape: tuple[int, ...],
+    hidden_size: int = 50,
+    num_layers: int = 1,
+    mlp_widths: tuple[int, ...] = (512, 128, 32),
+) -> nn.Module:
+    """Attack model ``architecture`` for inputs of ``input_shape`` (per sample: (T, k) or (d,)).
+
+    ``attention_lstm`` is SeqMIA; ``lstm``/``gru`` drop the attention, ``attention_gru`` swaps the
+    cell; ``mlp`` flattens the input (no time order) into layers of ``mlp_widths``.
+    """
+    if architecture == "mlp":
+        return FlatMLP(int(np.prod(input_shape)), mlp_widths)
+    if architecture not in ATTACK_ARCHITECTURES:
+        raise ValueError(f"unknown attack {architecture!r}; choose from {ATTACK_ARCHITECTURES}")
+    cell = "gru" if architecture.endswith("gru") else "lstm"
+    attention = architecture.startswith("attention_")
+    return SequenceAttack(input_shape[-1], hidden_size, num_layers, cell, attention)
 
 
 def init_attack_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
-    """PyTorch's default LSTM/Linear init, U(-1/sqrt(fan), 1/sqrt(fan)), from ``generator``."""
+    """PyTorch's default RNN/Linear init, U(-1/sqrt(fan), 1/sqrt(fan)), from ``generator``."""
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.LSTM):
+            if isinstance(module, nn.RNNBase):
                 bound = 1.0 / math.sqrt(module.hidden_size)
                 for p in module.parameters():
                     p.uniform_(-bound, bound, generator=generator)
@@ -73,20 +144,20 @@ class AttackRecipe:
 
 @dataclasses.dataclass(frozen=True)
 class InputScaler:
-    """Per-metric affine map fitted on training sequences: (x - shift) / scale."""
+    """Per-feature affine map on the last axis, fitted on training inputs: (x - shift) / scale."""
 
     shift: np.ndarray  # (k,)
     scale: np.ndarray  # (k,)
 
     def __call__(self, sequences: np.ndarray) -> torch.Tensor:
-        """(N, T, k) float64 -> (N, T, k) float32 tensor."""
+        """(N, ..., k) float64 -> (N, ..., k) float32 tensor."""
         return torch.from_numpy(((sequences - self.shift) / self.scale).astype(np.float32))
 
 
 def fit_scaler(sequences: np.ndarray, transform: str) -> InputScaler:
     """``none``: identity (the official code feeds raw metrics); ``standardize``: z-score each
-    metric over all samples and time steps of ``sequences`` (N, T, k)."""
-    k = sequences.shape[2]
+    feature (last axis) over all samples and time steps of ``sequences`` (N, ..., k)."""
+    k = sequences.shape[-1]
     if transform == "none":
         return InputScaler(shift=np.zeros(k), scale=np.ones(k))
     if transform == "standardize":

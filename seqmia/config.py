@@ -106,13 +106,46 @@ class AttackParams:
     val_fraction: float
     selection: Literal["best_val_auc", "last"]
     input_transform: Literal["none", "standardize"]
+    # attention_lstm is SeqMIA; the others are ablations (no attention, GRU cell, flat MLP).
+    architecture: Literal["attention_lstm", "lstm", "attention_gru", "gru", "mlp"]
+
+
+BaselineAttack = Literal[
+    "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "seqmia_single_metric"
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinesParams:
+    """Shadow-trained comparison attacks: earlier attacks and SeqMIA ablations.
+
+    nn_posterior: MLP on the final model's sorted top-k posteriors (ML-Leaks style);
+    trajectory_mia: MLP on the loss trajectory (snapshots + final model);
+    seqmia_mlp: the multi-metric sequence flattened into an MLP (no time order);
+    seqmia_lstm: the LSTM without attention; seqmia_single_metric: the attention-LSTM on each
+    single-metric sequence. All share the Adam recipe below and select on held-out shadow data.
+    """
+
+    attacks: tuple[BaselineAttack, ...]
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    step_size: int
+    gamma: float
+    min_lr: float
+    val_fraction: float
+    hidden_size: int
+    topk: int
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateParams:
-    """False-positive rates at which the TPR is reported."""
+    """How the attacks are scored."""
 
     fpr_targets: tuple[float, ...]
+    # Bootstrap replicates for 95% intervals of AUC and TPR@FPR (0 turns them off).
+    bootstrap: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +160,7 @@ class Params:
     distill: DistillParams
     sequences: SequencesParams
     attack: AttackParams
+    baselines: BaselinesParams
     evaluate: EvaluateParams
 
 
@@ -160,6 +194,21 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         "a non-empty list of rates strictly between 0 and 1",
     ),
 }
+for _key, _rule in {
+    "baselines.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "baselines.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "baselines.lr": (lambda v: v > 0, "a number > 0"),
+    "baselines.weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "baselines.step_size": (lambda v: v >= 1, "an integer >= 1"),
+    "baselines.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "baselines.min_lr": (lambda v: v >= 0, "a number >= 0"),
+    "baselines.val_fraction": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
+    "baselines.hidden_size": (lambda v: v >= 1, "an integer >= 1"),
+    "baselines.topk": (lambda v: v >= 1, "an integer >= 1"),
+    "baselines.attacks": (lambda v: len(set(v)) == len(v), "a list of distinct attack names"),
+    "evaluate.bootstrap": (lambda v: v >= 0, "an integer >= 0 (0: no intervals)"),
+}.items():
+    _RULES[_key] = _rule
 for _part in PARTS:
     _RULES[f"partition.{_part}"] = (lambda v: v >= 1, "an integer >= 1")
 for _key in ("train.momentum", "train.weight_decay", "train.min_lr", "attack.weight_decay",

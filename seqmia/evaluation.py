@@ -100,3 +100,34 @@ def attack_report(
         "n_members": int((np.asarray(labels) == 1).sum()),
         "n_nonmembers": n_out,
     }
+
+
+def bootstrap_intervals(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    fpr_targets: tuple[float, ...],
+    n_boot: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict:
+    """Percentile bootstrap intervals of AUC and of each TPR@FPR over the evaluated samples.
+
+    Members and non-members are resampled separately (with replacement), so every replicate has
+    the original counts. Returns ``{"auc": [lo, hi], "tpr_at_fpr": {"0.001": [lo, hi], …}}``.
+    """
+    scores, labels = _check(scores, labels)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    aucs = np.empty(n_boot)
+    tprs = np.empty((n_boot, len(fpr_targets)))
+    for b in range(n_boot):
+        rows = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        roc = roc_curve(scores[rows], labels[rows])
+        aucs[b] = auc(roc)
+        tprs[b] = [tpr_at_fpr(roc, f) for f in fpr_targets]
+    tail = 100 * (1 - level) / 2
+    bounds = lambda v: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]  # noqa: E731
+    return {
+        "auc": bounds(aucs),
+        "tpr_at_fpr": {f"{f:g}": bounds(tprs[:, j]) for j, f in enumerate(fpr_targets)},
+    }

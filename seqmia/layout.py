@@ -81,6 +81,19 @@ class Layout:
         return self.root / "eval" / "attack_history.csv"
 
     @property
+    def baselines_dir(self) -> Path:
+        return self.root / "data" / "baselines"
+
+    @property
+    def baseline_scores_file(self) -> Path:
+        """Parquet: sample_id, part, member, label, one score column per trained baseline."""
+        return self.baselines_dir / "scores.parquet"
+
+    @property
+    def baseline_summary_file(self) -> Path:
+        return self.baselines_dir / "summary.json"
+
+    @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
 
@@ -99,3 +112,8 @@ class Layout:
     @property
     def scores_file(self) -> Path:
         return self.eval_dir / "scores.parquet"
+
+    @property
+    def report_file(self) -> Path:
+        """Self-contained HTML report: comparison table with intervals, ROC figure, params."""
+        return self.eval_dir / "report.html"

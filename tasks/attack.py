@@ -1,4 +1,4 @@
-"""Attack: train the attention-LSTM on shadow sequences (members 1, non-members 0)."""
+"""Attack: train SeqMIA's attack model on shadow sequences (members 1, non-members 0)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 from seqmia.artifacts import save_state_dict, write_csv, write_json
 from seqmia.attack import (
     AttackRecipe,
-    AttentionLSTM,
+    build_attack,
     fit_scaler,
     init_attack_weights,
     split_holdout,
@@ -44,7 +44,7 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
     y = torch.from_numpy(members.astype(np.int64))
 
     generator = make_generator(params.seed, "attack")
-    model = AttentionLSTM(len(names), a.hidden_size, a.num_layers)
+    model = build_attack(a.architecture, sequences.shape[1:], a.hidden_size, a.num_layers)
     init_attack_weights(model, generator).to(device)
     recipe = AttackRecipe(
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
@@ -70,6 +70,7 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
     save_state_dict(layout.attack_model_file, model)
     write_csv(layout.attack_history_file, pd.DataFrame([vars(r) for r in history]))
     summary = {
+        "architecture": a.architecture,
         "metrics": names,
         "snapshots": int(sequences.shape[1]),
         "hidden_size": a.hidden_size,

@@ -1,94 +1,135 @@
-"""Evaluate: score target members and non-members with SeqMIA and the sanity baselines."""
+"""Evaluate: score target members and non-members with SeqMIA and every baseline; report."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import (
+    atomic_path,
     load_state_dict,
     read_json,
     write_csv,
     write_json,
     write_parquet,
 )
-from seqmia.attack import AttentionLSTM, InputScaler, member_probability
-from seqmia.config import Params
-from seqmia.evaluation import attack_report, best_threshold, roc_curve
+from seqmia.attack import InputScaler, build_attack, member_probability
+from seqmia.baselines import class_conditional_scores, class_thresholds, metric_attack_scores
+from seqmia.config import Params, params_to_dict
+from seqmia.evaluation import (
+    attack_report,
+    best_threshold,
+    bootstrap_intervals,
+    interpolated_tpr_at_fpr,
+    roc_curve,
+)
 from seqmia.layout import Layout
-from seqmia.metrics import compute_metrics
 from seqmia.plots import plot_roc_loglog
+from seqmia.report import render_report
+from seqmia.seeding import derive_seed
 from seqmia.sequences import frame_to_arrays
 from tasks.common import ARTEFACT_TASK
 
-# Scores computed from the original model's posterior alone; higher means "member".
-BASELINES = {
-    "loss": lambda m: -m[:, 0],
-    "max_confidence": lambda m: m[:, 1],
-}
 
-
-def final_model_scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Baseline scores (N,) from a final-logits frame (sample table + logit_* columns)."""
-    logits = torch.from_numpy(frame.filter(like="logit_").to_numpy(np.float64))
-    labels = torch.from_numpy(frame["label"].to_numpy(np.int64))
-    values = compute_metrics(logits, labels, ["loss", "max"]).numpy()  # (N, 2)
-    return {name: score(values) for name, score in BASELINES.items()}
-
-
-def seqmia_scores(layout: Layout, role: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-sample table and P(member) for the ``role`` sequences under the trained attack."""
+def seqmia_scores(layout: Layout) -> tuple[pd.DataFrame, np.ndarray]:
+    """Target samples (sorted by id) and their P(member) under the trained SeqMIA attack."""
     summary = read_json(layout.attack_summary_file)
-    frame = pd.read_parquet(layout.sequences_file(role))
+    frame = pd.read_parquet(layout.sequences_file("target"))
     samples, sequences = frame_to_arrays(frame, summary["metrics"])
     scaler = InputScaler(np.array(summary["scaler_shift"]), np.array(summary["scaler_scale"]))
-    model = AttentionLSTM(len(summary["metrics"]), summary["hidden_size"], summary["num_layers"])
+    model = build_attack(
+        summary["architecture"], sequences.shape[1:], summary["hidden_size"], summary["num_layers"]
+    )
     model.load_state_dict(load_state_dict(layout.attack_model_file))
     return samples, member_probability(model, scaler(sequences))
 
 
+def final_logits(layout: Layout, role: str, order: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The role's final-model logits frame, optionally in the sample order of ``order``."""
+    frame = pd.read_parquet(layout.final_logits_file(role))
+    if order is None:
+        return frame
+    return order[["sample_id"]].merge(frame, on="sample_id", how="left", validate="1:1")
+
+
+def metric_attacks(
+    target: pd.DataFrame, shadow: pd.DataFrame, num_classes: int
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Target scores and decision thresholds of the metric attacks, raw and class-conditional.
+
+    Every threshold is calibrated on the shadow model's members and non-members.
+    """
+    logits = lambda f: f.filter(like="logit_").to_numpy(np.float64)  # noqa: E731
+    t_labels, s_labels = target["label"].to_numpy(), shadow["label"].to_numpy()
+    s_members = shadow["member"].to_numpy()
+    t_scores = metric_attack_scores(logits(target), t_labels)
+    s_scores = metric_attack_scores(logits(shadow), s_labels)
+    scores, thresholds = {}, {}
+    for name in t_scores:
+        scores[name] = t_scores[name]
+        thresholds[name] = best_threshold(s_scores[name], s_members)
+        per_class = class_thresholds(s_scores[name], s_labels, s_members, num_classes)
+        scores[f"{name}_cc"] = class_conditional_scores(t_scores[name], t_labels, per_class)
+        thresholds[f"{name}_cc"] = 0.0
+    return scores, thresholds
+
+
 @task(**ARTEFACT_TASK)
 def evaluate_attacks(params: Params, layout: Layout) -> dict:
-    """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG and per-sample scores."""
+    """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG, per-sample scores and
+    the HTML report."""
     logger = get_run_logger()
     fprs = params.evaluate.fpr_targets
-    samples, seqmia = seqmia_scores(layout, "target")
-    target_final = pd.read_parquet(layout.final_logits_file("target"))
-    shadow_final = pd.read_parquet(layout.final_logits_file("shadow"))
-    target_final = samples[["sample_id"]].merge(target_final, on="sample_id", how="left")
+    samples, seqmia = seqmia_scores(layout)
     members = samples["member"].to_numpy()
+    target_final = final_logits(layout, "target", samples)
+    shadow_final = final_logits(layout, "shadow")
+    num_classes = target_final.filter(like="logit_").shape[1]
 
-    scores = {"seqmia": seqmia, **final_model_scores(target_final)}
-    # Decision thresholds: 0.5 for the attack model's probability; the baselines' from the shadow
-    # model's members and non-members (the attacker never sees target membership).
-    shadow_scores = final_model_scores(shadow_final)
-    thresholds = {"seqmia": 0.5}
-    for name, values in shadow_scores.items():
-        thresholds[name] = best_threshold(values, shadow_final["member"].to_numpy())
+    trained = samples[["sample_id"]].merge(
+        pd.read_parquet(layout.baseline_scores_file), on="sample_id", how="left", validate="1:1"
+    )
+    trained_names = [c for c in trained.columns if c not in samples.columns]
+    scores = {"seqmia": seqmia, **{name: trained[name].to_numpy() for name in trained_names}}
+    # Probabilities of trained attacks: decide "member" at 0.5, fixed in advance.
+    thresholds = {name: 0.5 for name in scores}
+    metric_scores, metric_thresholds = metric_attacks(target_final, shadow_final, num_classes)
+    scores.update(metric_scores)
+    thresholds.update(metric_thresholds)
 
     attacks, curves = {}, {}
     for name, values in scores.items():
-        attacks[name] = attack_report(values, members, thresholds[name], fprs)
+        report = attack_report(values, members, thresholds[name], fprs)
         curves[name] = roc_curve(values, members)
+        report["interpolated_tpr_at_fpr"] = {
+            f"{f:g}": interpolated_tpr_at_fpr(curves[name], f) for f in fprs
+        }
+        if params.evaluate.bootstrap > 0:
+            report["ci95"] = bootstrap_intervals(
+                values, members, fprs, params.evaluate.bootstrap,
+                derive_seed(params.seed, "bootstrap", name),
+            )  # fmt: skip
+        attacks[name] = report
         write_csv(
             layout.roc_dir / f"{name}.csv",
             pd.DataFrame({"fpr": curves[name].fpr, "tpr": curves[name].tpr}),
         )
     models = {}
     for role in ("target", "shadow"):
-        report = read_json(layout.model_report(role))
-        models[role] = {k: report[k] for k in ("train_accuracy", "test_accuracy")}
+        model_report = read_json(layout.model_report(role))
+        models[role] = {k: model_report[k] for k in ("train_accuracy", "test_accuracy")}
     metrics = {"attacks": attacks, "models": models}
     write_json(layout.metrics_file, metrics)
 
-    per_sample = samples.assign(**{name: values for name, values in scores.items()})
-    write_parquet(layout.scores_file, per_sample)
-    plot_roc_loglog(curves, layout.roc_png, title=f"{params.data.name} / {params.train.model}")
-    for name, report in attacks.items():
+    write_parquet(layout.scores_file, samples.assign(**scores))
+    title = f"{params.data.name} / {params.train.model}"
+    plot_roc_loglog(curves, layout.roc_png, title=title)
+    with atomic_path(layout.report_file) as tmp:
+        tmp.write_text(render_report(metrics, layout.roc_png.read_bytes(), params_to_dict(params)))
+    for name, report in sorted(attacks.items(), key=lambda kv: -kv[1]["auc"]):
         logger.info(
-            "%-15s AUC %.4f  bal.acc %.4f  %s",
+            "%-26s AUC %.4f  bal.acc %.4f  %s",
             name, report["auc"], report["balanced_accuracy"],
             "  ".join(f"TPR@{k} {v:.4f}" for k, v in report["tpr_at_fpr"].items()),
         )  # fmt: skip

@@ -63,7 +63,7 @@ def test_init_is_reproducible_per_generator_seed():
 def test_init_bounds():
     model = _model(0, hidden=7)
     lstm_bound = 1 / np.sqrt(7)
-    for p in model.lstm.parameters():
+    for p in model.rnn.parameters():
         assert p.abs().max() <= lstm_bound
     assert model.head.weight.abs().max() <= 1 / np.sqrt(14)
 

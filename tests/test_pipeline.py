@@ -21,7 +21,15 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 CODE = ("flows", "tasks", "seqmia", "dvc.yaml", "params.yaml")
-STAGES = ("prepare", "partition", "train", "distill", "sequences", "attack", "evaluate")
+STAGES = (
+    "prepare", "partition", "train", "distill", "sequences", "attack", "baselines", "evaluate",
+)  # fmt: skip
+METRICS = ("loss", "max", "sd", "entropy", "m_entropy")
+ATTACKS = {
+    "seqmia", "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm",
+    *(f"seqmia_only_{m}" for m in METRICS),
+    *(f"{m}{cc}" for m in ("loss", "max_confidence", "entropy", "m_entropy") for cc in ("", "_cc")),
+}  # fmt: skip
 
 
 def tiny_params() -> dict:
@@ -33,7 +41,8 @@ def tiny_params() -> dict:
     params["train"].update(epochs=3, batch_size=20)
     params["distill"]["epochs"] = 12  # long enough for the kill test to land mid-stage
     params["attack"].update(epochs=4, batch_size=20)
-    params["evaluate"]["fpr_targets"] = [0.01, 0.1]
+    params["baselines"].update(epochs=3, batch_size=20)
+    params["evaluate"].update(fpr_targets=[0.01, 0.1], bootstrap=50)
     return params
 
 
@@ -109,16 +118,21 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
         assert set(seq["part"]) == {f"{role}_in", f"{role}_out"}
 
     seqmia = metrics["attacks"]["seqmia"]
-    assert set(metrics["attacks"]) == {"seqmia", "loss", "max_confidence"}
+    assert set(metrics["attacks"]) == ATTACKS
     assert set(seqmia["tpr_at_fpr"]) == {"0.01", "0.1"}
     assert seqmia["n_members"] == seqmia["n_nonmembers"] == 100
     for report in metrics["attacks"].values():
         assert 0.0 <= report["auc"] <= 1.0 and 0.0 <= report["balanced_accuracy"] <= 1.0
+        lo, hi = report["ci95"]["auc"]
+        assert lo <= report["auc"] <= hi
+        assert set(report["ci95"]["tpr_at_fpr"]) == {"0.01", "0.1"}
     for role in ("target", "shadow"):
         assert set(metrics["models"][role]) == {"train_accuracy", "test_accuracy"}
     scores = pd.read_parquet(repo / "eval" / "scores.parquet")
-    assert len(scores) == 200 and {"seqmia", "loss", "max_confidence"} <= set(scores.columns)
+    assert len(scores) == 200 and ATTACKS <= set(scores.columns)
     assert (repo / "eval" / "roc.png").stat().st_size > 10_000
+    report = (repo / "eval" / "report.html").read_text()
+    assert "data:image/png;base64," in report and "trajectory_mia" in report
     roc = pd.read_csv(repo / "eval" / "roc" / "seqmia.csv")
     assert roc["fpr"].is_monotonic_increasing and roc["tpr"].iloc[-1] == 1.0
 
@@ -139,7 +153,7 @@ def test_changing_attack_epochs_reruns_only_attack_and_evaluate(
     params["attack"]["epochs"] = 6
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = repro(repo, env)
-    assert stages_run(result.stdout) == ["attack", "evaluate"]
+    assert stages_run(result.stdout) == ["attack", "evaluate"]  # not baselines, not models
     history = pd.read_csv(repo / "eval" / "attack_history.csv")
     assert history["epoch"].tolist() == list(range(1, 7))
 
@@ -206,3 +220,36 @@ def test_missing_dataset_names_paths_and_remedies(tmp_path: Path, env: dict[str,
     assert str(empty / "cifar10" / "train") in message
     assert "SEQMIA_DATA_ROOT" in message and "data.download" in message
     assert not (repo / "data" / "prepared" / "dataset.npz").exists()
+
+
+def test_target_data_never_reaches_attack_training(
+    clean_run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Scramble every target-side input; the attack models trained on shadow data must come out
+    bit-identical, while the target scores change."""
+    source, _, _ = clean_run
+    repo = tmp_path / "repo"
+    shutil.copytree(source, repo, symlinks=True)
+    attack_before = (repo / "data" / "attack" / "seqmia.pt").read_bytes()
+    summary_before = json.loads((repo / "data" / "baselines" / "summary.json").read_text())
+    scores_before = pd.read_parquet(repo / "data" / "baselines" / "scores.parquet")
+
+    for path in (repo / "data" / "sequences" / "target.parquet",
+                 repo / "data" / "final_logits" / "target.parquet"):  # fmt: skip
+        frame = pd.read_parquet(path)
+        values = [c for c in frame.columns if c not in ("sample_id", "part", "member", "label")]
+        values = [c for c in values if c != "snapshot"]
+        frame[values] = frame[values].sample(frac=1.0, random_state=1).to_numpy() * 3.0
+        path.chmod(0o644)
+        path.unlink()
+        frame.to_parquet(path, index=False)
+    for flow in ("flows.attack", "flows.baselines"):
+        result = _stage([flow], env, repo)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    assert (repo / "data" / "attack" / "seqmia.pt").read_bytes() == attack_before
+    summary_after = json.loads((repo / "data" / "baselines" / "summary.json").read_text())
+    drop_time = lambda s: {k: {**v, "seconds": 0} for k, v in s.items()}  # noqa: E731
+    assert drop_time(summary_after) == drop_time(summary_before)
+    scores_after = pd.read_parquet(repo / "data" / "baselines" / "scores.parquet")
+    assert not scores_after["trajectory_mia"].equals(scores_before["trajectory_mia"])

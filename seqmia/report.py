@@ -1,0 +1,77 @@
+"""A self-contained HTML report of one run: the comparison table with intervals, the ROC figure
+(embedded), the models' accuracies and the run's parameters. Opens in any browser, no DVC."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Any
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def _cell(value: float, interval: list[float] | None) -> str:
+    if interval is None:
+        return _fmt(value)
+    return f"{_fmt(value)} <small>[{_fmt(interval[0])}, {_fmt(interval[1])}]</small>"
+
+
+def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any]) -> str:
+    """HTML page for ``eval/metrics.json``-shaped ``metrics``, a PNG figure and the params."""
+    attacks = metrics["attacks"]
+    fprs = list(next(iter(attacks.values()))["tpr_at_fpr"])
+    head = "".join(f"<th>TPR@{float(f) * 100:g}% FPR</th>" for f in fprs)
+    rows = []
+    ranked = sorted(attacks.items(), key=lambda kv: -kv[1]["auc"])
+    for name, r in ranked:
+        ci = r.get("ci95", {})
+        tprs = "".join(
+            "<td>"
+            + _cell(r["tpr_at_fpr"][f], ci.get("tpr_at_fpr", {}).get(f))
+            + ("" if r["nonmembers_at_fpr"][f] >= 1 else " <small>(unresolved)</small>")
+            + "</td>"
+            for f in fprs
+        )
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{_cell(r['auc'], ci.get('auc'))}</td>"
+            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}</tr>"
+        )
+    models = "".join(
+        f"<tr><td>{role}</td><td>{_fmt(m['train_accuracy'])}</td><td>{_fmt(m['test_accuracy'])}"
+        "</td></tr>"
+        for role, m in metrics["models"].items()
+    )
+    first = next(iter(attacks.values()))
+    counts = ", ".join(
+        f"{float(f) * 100:g}% FPR = {n:g} non-members"
+        for f, n in first["nonmembers_at_fpr"].items()
+    )
+    image = base64.b64encode(roc_png).decode()
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>SeqMIA membership inference report</title>
+<style>
+body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .3em .8em; border-bottom: 1px solid #ddd; }}
+td {{ text-align: right; }} td:first-child {{ text-align: left; }}
+small {{ color: #666; }} pre {{ background: #f6f6f6; padding: 1em; }}
+</style></head><body>
+<h1>Membership inference report</h1>
+<p>{first["n_members"]} target members and {first["n_nonmembers"]} non-members. TPR at a fixed
+FPR is conservative (largest TPR among ROC points at or below that FPR). Brackets: 95% bootstrap
+intervals over the target samples. Rates with fewer than one non-member behind them are marked
+unresolved ({counts}).</p>
+<h2>Attacks</h2>
+<table><tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>{head}</tr>
+{"".join(rows)}</table>
+<h2>ROC (log-log)</h2>
+<img alt="ROC curves of every attack" src="data:image/png;base64,{image}">
+<h2>Models</h2>
+<table><tr><th>model</th><th>train accuracy</th><th>test accuracy</th></tr>{models}</table>
+<h2>Parameters</h2>
+<pre>{html.escape(json.dumps(params, indent=2))}</pre>
+</body></html>
+"""
