@@ -24,8 +24,13 @@ from prefect import flow, get_run_logger, task
 
 from seqmia.data import DATA_ROOT_ENV, data_root
 from seqmia.errors import UserError
-from seqmia.suite import check_preset, load_preset, markdown_table, metrics_by_experiment
-from seqmia.suite import set_arguments as set_args
+from seqmia.suite import (
+    check_preset,
+    load_preset,
+    markdown_table,
+    metrics_by_experiment,
+    set_arguments,
+)
 
 
 def _dvc(*args: str) -> subprocess.CompletedProcess:
@@ -40,7 +45,7 @@ def _dvc(*args: str) -> subprocess.CompletedProcess:
 def queue_preset(preset: str, overrides: dict, stamp: str) -> str:
     """Queue the pipeline with ``preset``'s overrides; return the experiment's name."""
     name = f"{preset}-{stamp}"
-    _dvc("exp", "run", "--queue", "--name", name, *set_args(overrides))
+    _dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides))
     get_run_logger().info("queued %s: %s", name, overrides)
     return name
 
