@@ -19,8 +19,15 @@ import yaml
 from seqmia.errors import UserError
 
 METRIC_NAMES = ("loss", "max", "sd", "entropy", "m_entropy")
-MODEL_NAMES = ("small_cnn", "vgg16")
-DATASET_NAMES = ("cifar10", "imagefolder")
+MODEL_NAMES = ("small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn", "mlp")
+DATASET_NAMES = (
+    "cifar10", "cifar100", "cinic10", "gtsrb", "mnist", "fashion_mnist", "imagefolder",
+    "location", "purchase100", "texas100", "news20",
+)  # fmt: skip
+# Datasets whose samples are feature vectors (N, D), not images: only the MLP takes them.
+FEATURE_DATASETS = ("location", "purchase100", "texas100", "news20")
+# Models built of 2-D convolutions: they need (C, H, W) images.
+IMAGE_MODELS = ("small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn")
 ROLES = ("target", "shadow")
 PARTS = ("target_in", "target_out", "shadow_in", "shadow_out", "distill")
 
@@ -35,18 +42,27 @@ class ParamsError(UserError, ValueError):
 class DataParams:
     """Which dataset to prepare and where to find it."""
 
-    name: Literal["cifar10", "imagefolder"]
+    name: Literal[
+        "cifar10", "cifar100", "cinic10", "gtsrb", "mnist", "fashion_mnist", "imagefolder",
+        "location", "purchase100", "texas100", "news20",
+    ]  # fmt: skip
     # Folder of the ImageFolder tree (``<path>/train/<class>/…``) for ``name: imagefolder``,
     # relative to the data root or absolute; ignored for named datasets.
     path: str
     # Fetch a named dataset with its standard downloader when no local copy is found.
     download: bool
+    # news20 only: TF-IDF vocabulary size (the most frequent terms of the fitted documents).
+    vocab_size: int
 
 
 @dataclasses.dataclass(frozen=True)
 class PartitionParams:
-    """Samples per class in each of the five disjoint parts."""
+    """Sizes of the five disjoint parts: per class, or in total dealt out by class proportions."""
 
+    # per_class: every class gives each part exactly that many samples (balanced data).
+    # total: each part gets that many samples in all, stratified by the classes' proportions
+    # (for imbalanced data such as Location, whose smallest class cannot fill per-class sizes).
+    unit: Literal["per_class", "total"]
     target_in: int
     target_out: int
     shadow_in: int
@@ -58,7 +74,7 @@ class PartitionParams:
 class TrainParams:
     """Architecture and optimisation recipe shared by target, shadow and distilled models."""
 
-    model: Literal["small_cnn", "vgg16"]
+    model: Literal["small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn", "mlp"]
     epochs: int
     batch_size: int
     lr: float
@@ -69,6 +85,12 @@ class TrainParams:
     gamma: float
     min_lr: float
     augment: bool
+    # mlp only: hidden layer widths and their activation.
+    mlp_widths: tuple[int, ...]
+    mlp_activation: Literal["tanh", "relu"]
+    # wrn only: WRN-depth-width (depth 6n+4 as Zagoruyko & Komodakis count it, or 6n+2).
+    wrn_depth: int
+    wrn_width: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +199,16 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "train.lr": (lambda v: v > 0, "a number > 0"),
     "train.step_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.mlp_widths": (
+        lambda v: len(v) >= 1 and all(w >= 1 for w in v),
+        "a non-empty list of layer widths >= 1",
+    ),
+    "train.wrn_depth": (
+        lambda v: v >= 8 and ((v - 4) % 6 == 0 or (v - 2) % 6 == 0),
+        "a depth of the form 6n+4 (16, 22, 28, 40) or 6n+2 (20, 26, 32), at least 8",
+    ),
+    "train.wrn_width": (lambda v: v >= 1, "an integer >= 1"),
+    "data.vocab_size": (lambda v: v >= 1, "an integer >= 1"),
     "sequences.metrics": (
         lambda v: len(v) >= 1 and len(set(v)) == len(v),
         f"a non-empty list of distinct names from {list(METRIC_NAMES)}",
@@ -285,9 +317,26 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+def _check_combinations(params: Params) -> None:
+    """Rules that span keys: which models and options can take which data."""
+    name, model = params.data.name, params.train.model
+    if name in FEATURE_DATASETS and model in IMAGE_MODELS:
+        raise ParamsError(
+            f"params key 'train.model' is {model!r}, a convolutional network for images, but "
+            f"data.name {name!r} is a set of feature vectors; use train.model: mlp"
+        )
+    if name in FEATURE_DATASETS and params.train.augment:
+        raise ParamsError(
+            f"params key 'train.augment' must be false for data.name {name!r}: random crops and "
+            "flips are defined for images only"
+        )
+
+
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params document and return it as typed ``Params``."""
-    return _build(Params, raw, "")
+    params = _build(Params, raw, "")
+    _check_combinations(params)
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

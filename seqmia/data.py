@@ -1,8 +1,10 @@
 """Dataset sources: read a published dataset into arrays, with provenance.
 
-A source returns a ``RawDataset``: every sample of the publisher's train and test splits (SeqMIA
-merges them and re-partitions). Images are kept as uint8 ``(N, H, W, C)``; conversion to model
-input happens later, only for the samples a stage needs.
+A source returns a ``RawDataset``: every sample of the publisher's splits (SeqMIA merges them and
+re-partitions). Images are kept as uint8 ``(N, H, W, C)``, tabular and text features as float32
+``(N, D)``; conversion to model input happens later, only for the samples a stage needs. This
+module holds the image readers and the conversions every stage shares; ``seqmia.sources`` finds a
+dataset by name, ``seqmia.tabular`` and ``seqmia.text`` read the non-image sets.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
 class RawDataset:
     """All samples of a dataset as published.
 
-    x: (N, H, W, C) uint8 images.
+    x: (N, H, W, C) uint8 images, or (N, D) float32 feature vectors (tabular, text).
     y: (N,) int64 class indices into ``classes``.
-    split: (N,) the publisher's split of each sample, "train" or "test".
+    split: (N,) the publisher's split of each sample ("train", "test", "valid"; "all" where the
+    publisher ships one unsplit file).
+    source: where the data came from; sha256: digest of the files read.
+    details: further provenance (file names and hashes, feature extraction settings).
     """
 
     x: np.ndarray
@@ -51,6 +56,7 @@ class RawDataset:
     classes: list[str]
     source: str
     sha256: str
+    details: dict = dataclasses.field(default_factory=dict)
 
 
 def data_root() -> Path:
@@ -130,68 +136,53 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
     )
 
 
-def read_torchvision_cifar10(root: Path, download: bool) -> RawDataset:
-    """CIFAR-10 through torchvision (``root/cifar-10-batches-py``), downloading if asked."""
-    from torchvision.datasets import CIFAR10
+def hash_files(files: Sequence[Path], base: Path) -> tuple[str, dict[str, str]]:
+    """One SHA-256 over the files' paths (relative to ``base``) and contents, and each file's own.
 
-    parts = [CIFAR10(str(root), train=train, download=download) for train in (True, False)]
-    digest = hashlib.sha256()
-    batches = root / "cifar-10-batches-py"
-    for f in sorted(batches.iterdir()):
-        digest.update(f.name.encode())
-        digest.update(hashlib.sha256(f.read_bytes()).digest())
-    return RawDataset(
-        x=np.concatenate([p.data for p in parts]).astype(np.uint8),
-        y=np.concatenate([np.asarray(p.targets) for p in parts]).astype(np.int64),
-        split=np.array(["train"] * len(parts[0]) + ["test"] * len(parts[1])),
-        classes=list(parts[0].classes),
-        source=f"torchvision CIFAR10 {batches.resolve()}",
-        sha256=digest.hexdigest(),
-    )
-
-
-def load_dataset(name: str, root: Path, path: str = "", download: bool = False) -> RawDataset:
-    """Find and read dataset ``name`` under ``root``.
-
-    ``cifar10``: ``root/cifar10/{train,test}/<class>/`` (ImageFolder layout), else torchvision's
-    ``root/cifar10/cifar-10-batches-py``, else a torchvision download when ``download``.
-    ``imagefolder``: the tree at ``path`` (relative to ``root`` unless absolute).
-    Raises ``DatasetNotFoundError`` naming every path tried and how to get the data.
+    Returns (combined hex digest, {relative path: hex digest of the file}).
     """
-    if name == "imagefolder":
-        folder = Path(path) if Path(path).is_absolute() else root / path
-        if not (folder / "train").is_dir():
-            raise DatasetNotFoundError(
-                f"image folder dataset not found: looked for {folder.resolve()}/train/<class>/. "
-                f"Set data.path to a folder with train/<class>/ (and optionally test/<class>/) "
-                f"image files, relative to the data root {root.resolve()} "
-                f"(${DATA_ROOT_ENV} or data/raw) or absolute."
-            )
-        return read_image_folder(folder)
-    if name == "cifar10":
-        folder = root / "cifar10"
-        if (folder / "train").is_dir():
-            return read_image_folder(folder)
-        if (folder / "cifar-10-batches-py").is_dir() or download:
-            return read_torchvision_cifar10(folder, download=download)
-        raise DatasetNotFoundError(
-            "CIFAR-10 not found. Looked for "
-            f"{(folder / 'train').resolve()}/<class>/*.png|jpg (ImageFolder layout) and "
-            f"{(folder / 'cifar-10-batches-py').resolve()} (torchvision layout). "
-            f"Either point ${DATA_ROOT_ENV} at a folder holding cifar10/ in one of those layouts, "
-            "or set data.download: true (dvc exp run -S data.download=true) to fetch it with "
-            "torchvision's downloader (needs internet)."
-        )
-    raise ValueError(f"unknown dataset {name!r}")
+    digest = hashlib.sha256()
+    each: dict[str, str] = {}
+    for f in sorted(files):
+        name = str(Path(f).relative_to(base))
+        file_hash = hashlib.sha256(Path(f).read_bytes()).hexdigest()
+        digest.update(name.encode())
+        digest.update(bytes.fromhex(file_hash))
+        each[name] = file_hash
+    return digest.hexdigest(), each
+
+
+def download_url(url: str, dest: Path) -> Path:
+    """Fetch ``url`` to ``dest`` with urllib; a partial download never stays at ``dest``."""
+    import urllib.request
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
+    partial.replace(dest)
+    return dest
+
+
+def is_image(x: np.ndarray) -> bool:
+    """True for (N, H, W, C) images, False for (N, D) feature vectors."""
+    return x.ndim == 4
 
 
 def normalisation_stats(x: np.ndarray, chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel mean and standard deviation over samples, in [0, 1] units.
+    """Per-pixel mean and standard deviation over samples, in [0, 1] units; identity for features.
 
-    x: (N, H, W, C) uint8. Returns two float32 arrays of shape (H, W, C). Accumulates in float64
-    over chunks so memory stays at one chunk. The std is floored so constant pixels (the borders
-    of MNIST-like images) do not divide by zero.
+    x: (N, H, W, C) uint8 -> two float32 arrays of shape (H, W, C). Accumulates in float64 over
+    chunks so memory stays at one chunk. The std is floored so constant pixels (the borders of
+    MNIST-like images) do not divide by zero.
+    x: (N, D) float32 features -> zeros and ones of shape (D,): the tabular sets are binary
+    indicators and TF-IDF rows are already L2-normalised, and the models of the literature take
+    them as they are; standardising sparse binary columns would turn rare features into large
+    values and change the task the paper's numbers describe.
     """
+    if not is_image(x):
+        return np.zeros(x.shape[1:], np.float32), np.ones(x.shape[1:], np.float32)
     mean = x.mean(axis=0, dtype=np.float64)
     sq = np.zeros(x.shape[1:], dtype=np.float64)
     for start in range(0, len(x), chunk):
@@ -202,6 +193,21 @@ def normalisation_stats(x: np.ndarray, chunk: int = 5000) -> tuple[np.ndarray, n
 
 
 def to_model_input(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
-    """(N, H, W, C) uint8 -> normalised float32 tensor (N, C, H, W)."""
+    """Normalised float32 model input.
+
+    (N, H, W, C) uint8 images -> (N, C, H, W), in [0, 1] units then ``(x - mean) / std``.
+    (N, D) float features -> (N, D) ``(x - mean) / std``.
+    """
+    if not is_image(x):
+        xf = (x.astype(np.float32) - mean) / std
+        return torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
     xf = (x.astype(np.float32) / 255.0 - mean) / std
     return torch.from_numpy(np.ascontiguousarray(xf.transpose(0, 3, 1, 2)))
+
+
+def input_shape(x: np.ndarray) -> tuple[int, ...]:
+    """Shape of one model input: (C, H, W) for (N, H, W, C) images, (D,) for (N, D) features."""
+    if is_image(x):
+        _, h, w, c = x.shape
+        return (c, h, w)
+    return tuple(int(d) for d in x.shape[1:])

@@ -1,4 +1,4 @@
-"""Stage 0: five disjoint, class-balanced parts of one dataset, drawn from one seed."""
+"""Stage 0: five disjoint parts of one dataset, class-balanced or stratified, from one seed."""
 
 from __future__ import annotations
 
@@ -15,33 +15,85 @@ class PartitionError(UserError, ValueError):
     """The dataset cannot supply the requested part sizes."""
 
 
-def make_partition(labels: np.ndarray, per_class: Mapping[str, int], seed: int) -> pd.DataFrame:
-    """Assign samples to the parts in ``PARTS``, ``per_class[part]`` of every class each.
+def stratified_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``class_sizes`` (largest remainder).
+
+    class_sizes: (K,) samples per class. Returns (K,) int64 counts summing to ``total``; ties in
+    the remainders go to the lower class index, so the result is deterministic.
+    """
+    quota = total * class_sizes / class_sizes.sum()
+    counts = np.floor(quota).astype(np.int64)
+    order = np.argsort(-(quota - counts), kind="stable")
+    counts[order[: total - int(counts.sum())]] += 1
+    return counts
+
+
+def class_counts(
+    labels: np.ndarray, sizes: Mapping[str, int], unit: str = "per_class"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The classes present and how many of each every part takes.
+
+    ``unit="per_class"``: ``sizes[part]`` of every class. ``unit="total"``: ``sizes[part]`` in
+    all, dealt out in proportion to the classes' frequencies, so parts of equal size (the four
+    attack sets) get identical class mixes. Returns (K,) class labels and {part: (K,) counts}.
+    Raises ``PartitionError`` when a class (or the dataset) cannot supply them.
+    """
+    missing = [p for p in PARTS if p not in sizes]
+    if missing:
+        raise PartitionError(f"no size given for parts {missing}")
+    if unit not in ("per_class", "total"):
+        raise PartitionError(f"partition unit must be 'per_class' or 'total', got {unit!r}")
+    classes, available = np.unique(labels, return_counts=True)
+    listed = ", ".join(f"{p}={sizes[p]}" for p in PARTS)
+    if unit == "per_class":
+        counts = {p: np.full(len(classes), sizes[p], dtype=np.int64) for p in PARTS}
+        need = sum(sizes[p] for p in PARTS)
+        short = np.flatnonzero(available < need)
+        if len(short):
+            c = short[0]
+            raise PartitionError(
+                f"class {classes[c]} has {available[c]} samples but the partition asks for {need} "
+                f"per class ({listed}); lower the partition.* sizes, or set partition.unit: total "
+                "for sizes in all samples, stratified by class"
+            )
+        return classes, counts
+    need = sum(sizes[p] for p in PARTS)
+    if need > len(labels):
+        raise PartitionError(
+            f"the partition asks for {need} samples in total ({listed}) but the dataset has "
+            f"{len(labels)}; lower the partition.* sizes"
+        )
+    counts = {p: stratified_counts(available, sizes[p]) for p in PARTS}
+    per_class = sum(counts.values())
+    short = np.flatnonzero(available < per_class)
+    if len(short):  # only when the sizes add up to nearly all samples and rounding tips a class
+        c = short[0]
+        raise PartitionError(
+            f"class {classes[c]} has {available[c]} samples but the stratified sizes ({listed}) "
+            f"need {per_class[c]} of it; lower the partition.* sizes a little"
+        )
+    return classes, counts
+
+
+def make_partition(
+    labels: np.ndarray, sizes: Mapping[str, int], seed: int, unit: str = "per_class"
+) -> pd.DataFrame:
+    """Assign samples to the parts in ``PARTS``; ``class_counts`` says how many of each class.
 
     labels: (N,) int class index of every sample. Samples of each class are shuffled with a
     generator seeded by ``seed`` and dealt out in the order of ``PARTS``; samples left over get
     no role and are not listed. Returns a frame with columns ``sample_id`` (index into
     ``labels``), ``label`` and ``role`` (one of ``PARTS``), sorted by role then sample id.
     """
-    missing = [p for p in PARTS if p not in per_class]
-    if missing:
-        raise PartitionError(f"no size given for parts {missing}")
-    need = sum(per_class[p] for p in PARTS)
+    classes, counts = class_counts(labels, sizes, unit)
     rng = np.random.default_rng(seed)
     rows: list[pd.DataFrame] = []
-    for label in np.unique(labels):
-        ids = np.flatnonzero(labels == label)
-        if len(ids) < need:
-            sizes = ", ".join(f"{p}={per_class[p]}" for p in PARTS)
-            raise PartitionError(
-                f"class {label} has {len(ids)} samples but the partition asks for {need} per class "
-                f"({sizes}); lower the partition.* sizes"
-            )
-        ids = rng.permutation(ids)
+    for k, label in enumerate(classes):
+        ids = rng.permutation(np.flatnonzero(labels == label))
         start = 0
         for part in PARTS:
-            take = ids[start : start + per_class[part]]
-            start += per_class[part]
+            take = ids[start : start + counts[part][k]]
+            start += counts[part][k]
             rows.append(pd.DataFrame({"sample_id": take, "label": label, "role": part}))
     frame = pd.concat(rows, ignore_index=True)
     frame["sample_id"] = frame["sample_id"].astype(np.int64)

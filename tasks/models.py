@@ -10,8 +10,9 @@ import torch
 
 from seqmia.artifacts import load_state_dict
 from seqmia.config import Params, TrainParams
+from seqmia.data import input_shape as sample_shape
 from seqmia.data import to_model_input
-from seqmia.models import build_model
+from seqmia.models import ModelOptions, build_model
 from seqmia.partition import part_ids
 from seqmia.seeding import make_generator
 from seqmia.training import Recipe
@@ -20,17 +21,16 @@ from seqmia.training import Recipe
 def part_tensors(
     dataset: dict[str, np.ndarray], partition: pd.DataFrame, part: str
 ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Sample ids (n,), normalised inputs (n, C, H, W) and labels (n,) of one partition part."""
+    """Sample ids (n,), normalised inputs (n, C, H, W) or (n, D) and labels (n,) of one part."""
     ids = part_ids(partition, part)
     x = to_model_input(dataset["x"][ids], dataset["mean"], dataset["std"])
     y = torch.from_numpy(dataset["y"][ids].astype(np.int64))
     return ids, x, y
 
 
-def input_shape(dataset: dict[str, np.ndarray]) -> tuple[int, int, int]:
-    """(C, H, W) of the prepared images."""
-    _, h, w, c = dataset["x"].shape
-    return (c, h, w)
+def input_shape(dataset: dict[str, np.ndarray]) -> tuple[int, ...]:
+    """(C, H, W) of the prepared images, (D,) of prepared feature vectors."""
+    return sample_shape(dataset["x"])
 
 
 def num_classes(dataset: dict[str, np.ndarray]) -> int:
@@ -39,8 +39,15 @@ def num_classes(dataset: dict[str, np.ndarray]) -> int:
 
 
 def new_model(params: Params, dataset: dict[str, np.ndarray], generator: torch.Generator):
-    """A freshly initialised ``train.model`` for this dataset."""
-    return build_model(params.train.model, input_shape(dataset), num_classes(dataset), generator)
+    """A freshly initialised ``train.model`` (with its ``train.*`` options) for this dataset."""
+    train = params.train
+    options = ModelOptions(
+        mlp_widths=train.mlp_widths,
+        mlp_activation=train.mlp_activation,
+        wrn_depth=train.wrn_depth,
+        wrn_width=train.wrn_width,
+    )
+    return build_model(train.model, input_shape(dataset), num_classes(dataset), generator, options)
 
 
 def load_model(

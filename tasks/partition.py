@@ -1,14 +1,12 @@
-"""Partition: five disjoint class-balanced parts, saved as Parquet."""
+"""Partition: five disjoint parts (class-balanced or class-stratified), saved as Parquet."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_parquet
-from seqmia.config import PartitionParams
+from seqmia.config import PARTS, PartitionParams
 from seqmia.layout import Layout
 from seqmia.partition import check_disjoint, make_partition
 from seqmia.seeding import derive_seed
@@ -19,7 +17,8 @@ from tasks.common import ARTEFACT_TASK, load_prepared
 def partition_dataset(sizes: PartitionParams, seed: int, layout: Layout) -> dict[str, int]:
     """Deal the prepared samples into the five parts; return each part's size."""
     labels = load_prepared(layout.dataset_file)["y"]
-    frame = make_partition(labels, dataclasses.asdict(sizes), derive_seed(seed, "partition"))
+    requested = {part: getattr(sizes, part) for part in PARTS}
+    frame = make_partition(labels, requested, derive_seed(seed, "partition"), unit=sizes.unit)
     check_disjoint(frame)
     write_parquet(layout.partition_file, frame)
     counts = {str(k): int(v) for k, v in frame["role"].value_counts(sort=False).items()}

@@ -7,18 +7,23 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_json, write_npz
 from seqmia.config import DataParams
-from seqmia.data import data_root, load_dataset, normalisation_stats
+from seqmia.data import data_root, is_image, normalisation_stats
 from seqmia.layout import Layout
+from seqmia.sources import load_dataset
 from tasks.common import ARTEFACT_TASK
 
 
 @task(**ARTEFACT_TASK)
 def prepare_dataset(data: DataParams, layout: Layout) -> dict:
-    """Read dataset ``data.name`` from the data root and write ``dataset.npz`` + ``info.json``."""
+    """Read dataset ``data.name`` from the data root and write ``dataset.npz`` + ``info.json``.
+
+    ``x`` is (N, H, W, C) uint8 for images, (N, D) float32 for tabular and text features."""
     logger = get_run_logger()
     root = data_root()
     logger.info("reading %s from data root %s", data.name, root.resolve())
-    raw = load_dataset(data.name, root, path=data.path, download=data.download)
+    raw = load_dataset(
+        data.name, root, path=data.path, download=data.download, vocab_size=data.vocab_size
+    )
     mean, std = normalisation_stats(raw.x)
     write_npz(
         layout.dataset_file,
@@ -37,7 +42,13 @@ def prepare_dataset(data: DataParams, layout: Layout) -> dict:
         "sample_shape": list(raw.x.shape[1:]),
         "classes": raw.classes,
         "per_split": {s: int((raw.split == s).sum()) for s in np.unique(raw.split)},
-        "normalisation": "per-pixel mean and std over all prepared samples",
+        "kind": "image" if is_image(raw.x) else "features",
+        "normalisation": (
+            "per-pixel mean and std over all prepared samples"
+            if is_image(raw.x)
+            else "none (mean 0, std 1): features as published"
+        ),
+        **raw.details,
     }
     write_json(layout.dataset_info, info)
     logger.info(

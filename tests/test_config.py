@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from seqmia.config import (
+    DATASET_NAMES,
     METRIC_NAMES,
     MODEL_NAMES,
+    DataParams,
     MetricName,
     Params,
     ParamsError,
@@ -37,6 +39,10 @@ TRAIN_KEYS = [
     "gamma",
     "min_lr",
     "augment",
+    "mlp_widths",
+    "mlp_activation",
+    "wrn_depth",
+    "wrn_width",
 ]
 
 
@@ -194,3 +200,61 @@ def test_model_literal_matches_registry():
 def test_metric_names_match_metric_functions():
     assert tuple(METRICS) == METRIC_NAMES
     assert typing.get_args(MetricName) == METRIC_NAMES
+
+
+@pytest.mark.parametrize("model", ["small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn"])
+@pytest.mark.parametrize("name", ["location", "news20"])
+def test_cnn_on_feature_dataset_refused(raw, model, name):
+    raw["data"]["name"] = name
+    raw["train"]["model"] = model
+    message = _error(raw)
+    assert "train.model" in message and name in message and "mlp" in message
+
+
+def test_mlp_on_feature_dataset_accepted(raw):
+    raw["data"]["name"] = "location"
+    raw["train"]["model"] = "mlp"
+    raw["partition"]["unit"] = "total"
+    params = params_from_dict(raw)
+    assert params.train.mlp_widths == (1024, 512, 256, 128)
+    assert params.partition.unit == "total"
+
+
+def test_augment_on_feature_dataset_refused(raw):
+    raw["data"]["name"] = "purchase100"
+    raw["train"].update(model="mlp", augment=True)
+    assert "train.augment" in _error(raw)
+
+
+def test_bad_partition_unit_lists_choices(raw):
+    raw["partition"]["unit"] = "percent"
+    message = _error(raw)
+    assert "partition.unit" in message and "per_class" in message and "total" in message
+
+
+@pytest.mark.parametrize("depth", [15, 18, 4])
+def test_bad_wrn_depth_refused(raw, depth):
+    raw["train"]["wrn_depth"] = depth
+    assert "train.wrn_depth" in _error(raw)
+
+
+@pytest.mark.parametrize("depth", [16, 28, 32, 40])
+def test_good_wrn_depth_accepted(raw, depth):
+    raw["train"]["wrn_depth"] = depth
+    assert params_from_dict(raw).train.wrn_depth == depth
+
+
+@pytest.mark.parametrize("widths", [[], [128, 0], "1024"])
+def test_bad_mlp_widths_refused(raw, widths):
+    raw["train"]["mlp_widths"] = widths
+    assert "train.mlp_widths" in _error(raw)
+
+
+def test_bad_vocab_size_refused(raw):
+    raw["data"]["vocab_size"] = 0
+    assert "data.vocab_size" in _error(raw)
+
+
+def test_dataset_literal_matches_names():
+    hints = typing.get_type_hints(DataParams)
+    assert typing.get_args(hints["name"]) == DATASET_NAMES

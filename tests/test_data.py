@@ -12,11 +12,11 @@ from PIL import Image
 from seqmia.data import (
     DATA_ROOT_ENV,
     DatasetNotFoundError,
-    load_dataset,
     normalisation_stats,
     read_image_folder,
     to_model_input,
 )
+from seqmia.sources import load_dataset
 
 # Folder names deliberately not in creation order: labels must follow sorted names.
 CLASSES = ("zebra", "apple")
@@ -121,8 +121,8 @@ def test_load_cifar10_in_imagefolder_layout(tmp_path):
 
 
 def test_unknown_dataset_raises(tmp_path):
-    with pytest.raises(ValueError, match="mnist"):
-        load_dataset("mnist", tmp_path)
+    with pytest.raises(ValueError, match="emnist"):
+        load_dataset("emnist", tmp_path)
 
 
 def test_normalisation_stats_match_numpy():
@@ -154,3 +154,21 @@ def test_to_model_input_layout_and_values():
     flat = out.double().permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(flat.mean(axis=0), 0.0, atol=1e-5)
     np.testing.assert_allclose(flat.std(axis=0), 1.0, atol=1e-4)
+
+
+def test_feature_vectors_identity_normalisation_and_input():
+    x = np.random.default_rng(2).integers(0, 2, size=(7, 5)).astype(np.float32)
+    mean, std = normalisation_stats(x)
+    assert mean.shape == std.shape == (5,)
+    assert mean.dtype == std.dtype == np.float32
+    assert (mean == 0).all() and (std == 1).all()
+    out = to_model_input(x, mean, std)
+    assert out.shape == (7, 5) and out.dtype == torch.float32
+    np.testing.assert_array_equal(out.numpy(), x)
+
+
+def test_input_shape_of_images_and_features():
+    from seqmia.data import input_shape
+
+    assert input_shape(np.zeros((4, 28, 28, 1), np.uint8)) == (1, 28, 28)
+    assert input_shape(np.zeros((4, 446), np.float32)) == (446,)

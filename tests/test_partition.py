@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from seqmia.config import PARTS
-from seqmia.partition import PartitionError, check_disjoint, make_partition, part_ids
+from seqmia.partition import (
+    PartitionError,
+    check_disjoint,
+    make_partition,
+    part_ids,
+    stratified_counts,
+)
 
 SIZES = {"target_in": 3, "target_out": 3, "shadow_in": 3, "shadow_out": 3, "distill": 6}
 CLASSES = 10
@@ -99,3 +105,46 @@ def test_check_disjoint_raises_on_duplicate(labels):
     frame.loc[shadow_in, "sample_id"] = frame.loc[target_in, "sample_id"]
     with pytest.raises(PartitionError):
         check_disjoint(frame)
+
+
+# --- partition.unit: total (imbalanced classes) ---------------------------------------------
+
+IMBALANCED = np.random.default_rng(5).permutation(np.repeat(np.arange(4), [100, 50, 30, 20]))
+TOTALS = {"target_in": 40, "target_out": 40, "shadow_in": 40, "shadow_out": 40, "distill": 30}
+
+
+def test_stratified_counts_sum_and_proportions():
+    counts = stratified_counts(np.array([100, 50, 30, 20]), 40)
+    assert counts.sum() == 40
+    np.testing.assert_array_equal(counts, [20, 10, 6, 4])
+    assert stratified_counts(np.array([1, 1, 1]), 2).tolist() == [1, 1, 0]  # ties: lower class
+
+
+def test_total_unit_sizes_disjoint_and_stratified():
+    frame = make_partition(IMBALANCED, TOTALS, seed=3, unit="total")
+    check_disjoint(frame)
+    for part, size in TOTALS.items():
+        assert (frame["role"] == part).sum() == size
+    mixes = [frame[frame["role"] == p]["label"].value_counts().sort_index().tolist()
+             for p in ("target_in", "target_out", "shadow_in", "shadow_out")]  # fmt: skip
+    assert all(m == mixes[0] for m in mixes)  # members and non-members: one class mix
+    assert mixes[0] == [20, 10, 6, 4]
+    np.testing.assert_array_equal(frame["label"], IMBALANCED[frame["sample_id"]])
+    pd.testing.assert_frame_equal(frame, make_partition(IMBALANCED, TOTALS, seed=3, unit="total"))
+
+
+def test_per_class_on_imbalanced_data_suggests_total():
+    with pytest.raises(PartitionError, match="partition.unit: total"):
+        make_partition(IMBALANCED, SIZES | {"distill": 10}, seed=0)
+
+
+def test_total_unit_too_large_raises():
+    with pytest.raises(PartitionError, match="in total"):
+        make_partition(IMBALANCED, TOTALS | {"distill": 100}, seed=0, unit="total")
+
+
+def test_total_unit_rounding_overflow_raises():
+    labels = np.repeat(np.arange(3), 2)
+    sizes = dict.fromkeys(PARTS, 1)  # 5 of 6 samples, but every tie goes to class 0
+    with pytest.raises(PartitionError, match="class 0 has 2 samples"):
+        make_partition(labels, sizes, seed=0, unit="total")
