@@ -25,7 +25,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("prepare", "partition", "train", "distill", "sequences", "attack", "evaluate")
+STAGES = (
+    "prepare", "partition", "train", "distill", "sequences", "attack", "baselines", "evaluate",
+)  # fmt: skip
 CODE = ("flows", "tasks", "seqmia", "dvc.yaml")
 
 
@@ -44,7 +46,7 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float,
     return wall, usage.ru_maxrss / 1024, text
 
 
-def make_workdir(path: Path, params_file: Path) -> None:
+def make_workdir(path: Path, params_file: Path, cache_dir: Path | None) -> None:
     """A fresh git + DVC repository holding the project's code and the benchmarked params."""
     if path.exists():
         shutil.rmtree(path)
@@ -65,6 +67,8 @@ def make_workdir(path: Path, params_file: Path) -> None:
         ["git", "commit", "-qm", "benchmark"],
     ):
         subprocess.run(cmd, cwd=path, check=True, capture_output=True)
+    if cache_dir is not None:
+        subprocess.run(["dvc", "cache", "dir", str(cache_dir)], cwd=path, check=True)
 
 
 def stage_samples(params: dict) -> dict[str, int]:
@@ -130,10 +134,16 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "run")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--share-cache",
+        action="store_true",
+        help="use the repository's DVC cache, so a later `dvc repro` there restores this run's "
+        "outputs from DVC's run-cache instead of recomputing them",
+    )
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    make_workdir(args.workdir, args.params)
+    make_workdir(args.workdir, args.params, REPO / ".dvc" / "cache" if args.share_cache else None)
 
     rows, total = [], 0.0
     for stage in STAGES:

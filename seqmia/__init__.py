@@ -1,0 +1,1 @@
+"""The SeqMIA core library: plain typed functions on tensors, arrays and data frames."""

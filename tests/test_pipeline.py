@@ -37,7 +37,9 @@ def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["device"] = "cpu"
     params["data"].update(name="imagefolder", path="digits")
-    params["partition"] = dict(target_in=10, target_out=10, shadow_in=10, shadow_out=10, distill=20)
+    params["partition"].update(
+        unit="per_class", target_in=10, target_out=10, shadow_in=10, shadow_out=10, distill=20
+    )
     params["train"].update(epochs=3, batch_size=20)
     params["distill"]["epochs"] = 12  # long enough for the kill test to land mid-stage
     params["attack"].update(epochs=4, batch_size=20)
