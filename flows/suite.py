@@ -1,6 +1,13 @@
 """Suite: run the pipeline for several presets as queued DVC experiments and tabulate results.
 
     python -m flows.suite --presets location-cpu news20-cpu [--jobs 1] [--out eval/suite.md]
+    python -m flows.suite --presets location-cpu --sweep distill.epochs=5,10,20
+    python -m flows.suite --presets location-cpu --sweep seed=0,1,2
+
+``--sweep KEY=V1,V2,…`` runs every preset once per value (an ablation over snapshots, metrics or
+attack architecture, or repeats over seeds) and also plots each attack's TPR at 0.1% FPR and AUC
+against the value (``eval/sweep_<key>_*.png``); a sweep over ``seed`` adds mean ± sd per attack.
+The preset name ``params`` means params.yaml as it is.
 
 Each preset (``presets/<name>.yaml``) is checked against the params schema, queued with
 ``dvc exp run --queue --name <preset>-<stamp> -S key=value …``, the queue is started with
@@ -25,12 +32,20 @@ from prefect import flow, get_run_logger, task
 from seqmia.data import DATA_ROOT_ENV, data_root
 from seqmia.errors import UserError
 from seqmia.suite import (
+    attack_statistic,
     check_preset,
     load_preset,
     markdown_table,
+    mean_sd_table,
     metrics_by_experiment,
+    parse_sweep,
+    plot_sweep,
     set_arguments,
 )
+
+# Attacks drawn in sweep plots (when present): SeqMIA, its ablations and the main baselines.
+SWEEP_ATTACKS = ("seqmia", "seqmia_lstm", "seqmia_mlp", "trajectory_mia", "nn_posterior", "loss",
+                 "loss_cc")  # fmt: skip
 
 
 def _dvc(*args: str) -> subprocess.CompletedProcess:
@@ -44,7 +59,7 @@ def _dvc(*args: str) -> subprocess.CompletedProcess:
 @task
 def queue_preset(preset: str, overrides: dict, stamp: str) -> str:
     """Queue the pipeline with ``preset``'s overrides; return the experiment's name."""
-    name = f"{preset}-{stamp}"
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{preset}-{stamp}")
     _dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides))
     get_run_logger().info("queued %s: %s", name, overrides)
     return name
@@ -64,22 +79,61 @@ def run_queue(jobs: int, poll_seconds: float) -> None:
         logger.info("%d experiment(s) queued or running", len(busy))
 
 
+def write_sweep_outputs(
+    key: str, values: list, results: dict[str, dict[object, dict | None]], out_dir: Path
+) -> str:
+    """Plots of TPR@0.1% FPR and AUC against the swept value, per preset; mean ± sd for seeds."""
+    text = []
+    for preset, by_value in results.items():
+        attacks = [
+            a for a in SWEEP_ATTACKS
+            if any(m is not None and a in m["attacks"] for m in by_value.values())
+        ]  # fmt: skip
+        for stat, path, label in (
+            ("tpr0.001", ("tpr_at_fpr", "0.001"), "TPR at 0.1% FPR"),
+            ("auc", ("auc",), "AUC"),
+        ):
+            series = {a: attack_statistic(by_value, a, path) for a in attacks}
+            png = out_dir / f"sweep_{key.replace('.', '_')}_{preset}_{stat}.png"
+            plot_sweep(key, values, series, png, f"{label} ({preset})")
+            text.append(f"plot: {png}")
+        if key == "seed":
+            text.append(f"\n{preset}, over seeds {values}:\n\n{mean_sd_table(by_value)}")
+    return "\n".join(text)
+
+
 @flow(name="suite")
 def suite_flow(
-    presets: list[str], jobs: int = 1, out: str = "eval/suite.md", poll_seconds: float = 20.0
+    presets: list[str],
+    jobs: int = 1,
+    out: str = "eval/suite.md",
+    poll_seconds: float = 20.0,
+    sweep: str | None = None,
 ) -> str:
-    """Queue ``presets`` as DVC experiments, run them, and tabulate their metrics."""
+    """Queue ``presets`` (times the ``sweep`` values) as DVC experiments, run them, tabulate."""
     raw = yaml.safe_load(Path("params.yaml").read_text())
-    overrides = {p: load_preset(p) for p in presets}
-    for values in overrides.values():
-        check_preset(raw, values)  # every preset valid before anything runs
+    overrides = {p: ({} if p == "params" else load_preset(p)) for p in presets}
+    key, values = parse_sweep(sweep) if sweep else (None, [None])
+    runs: dict[tuple[str, object], dict] = {}
+    for preset, preset_overrides in overrides.items():
+        for value in values:
+            run = dict(preset_overrides) if key is None else {**preset_overrides, key: value}
+            check_preset(raw, run)  # every run valid before anything is queued
+            runs[(preset, value)] = run
     os.environ[DATA_ROOT_ENV] = str(data_root().resolve())
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    names = {p: queue_preset(p, values, stamp) for p, values in overrides.items()}
+    label = lambda p, v: p if key is None else f"{p} {key}={v}"  # noqa: E731
+    names = {
+        (p, v): queue_preset(p if key is None else f"{p}-{key}{v}", run, stamp)
+        for (p, v), run in runs.items()
+    }
     run_queue(jobs, poll_seconds)
     shown = json.loads(_dvc("exp", "show", "--json").stdout)
     found = metrics_by_experiment(shown, list(names.values()))
-    table = markdown_table({p: found[n] for p, n in names.items()})
+    table = markdown_table({label(p, v): found[n] for (p, v), n in names.items()})
+    if key is not None:
+        by_preset = {p: {v: found[names[(p, v)]] for v in values} for p in overrides}
+        table += "\n" + write_sweep_outputs(key, values, by_preset, Path(out).parent) + "\n"
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(table)
     return table
@@ -90,9 +144,10 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", required=True, help="names in presets/")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at once")
     parser.add_argument("--out", default="eval/suite.md", help="Markdown table to write")
+    parser.add_argument("--sweep", help="KEY=V1,V2,… run each preset once per value")
     args = parser.parse_args()
     try:
-        print(suite_flow(presets=args.presets, jobs=args.jobs, out=args.out))
+        print(suite_flow(presets=args.presets, jobs=args.jobs, out=args.out, sweep=args.sweep))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from seqmia.config import Params, ParamsError, params_from_dict
@@ -91,13 +92,20 @@ def metrics_by_experiment(exp_show: Any, names: Sequence[str]) -> dict[str, dict
 COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("target train acc", ("models", "target", "train_accuracy"), "{:.3f}"),
     ("target test acc", ("models", "target", "test_accuracy"), "{:.3f}"),
-    ("SeqMIA AUC", ("attacks", "seqmia", "auc"), "{:.3f}"),
-    ("SeqMIA TPR@0.1%", ("attacks", "seqmia", "tpr_at_fpr", "0.001"), "{:.4f}"),
-    ("SeqMIA TPR@1%", ("attacks", "seqmia", "tpr_at_fpr", "0.01"), "{:.4f}"),
-    ("loss AUC", ("attacks", "loss", "auc"), "{:.3f}"),
-    ("loss TPR@0.1%", ("attacks", "loss", "tpr_at_fpr", "0.001"), "{:.4f}"),
-    ("max-conf AUC", ("attacks", "max_confidence", "auc"), "{:.3f}"),
-    ("max-conf TPR@0.1%", ("attacks", "max_confidence", "tpr_at_fpr", "0.001"), "{:.4f}"),
+    *(
+        (f"{label} {what}", ("attacks", attack, *path), fmt)
+        for attack, label in (
+            ("seqmia", "SeqMIA"),
+            ("trajectory_mia", "TrajectoryMIA"),
+            ("loss", "loss"),
+            ("max_confidence", "max-conf"),
+        )
+        for what, path, fmt in (
+            ("AUC", ("auc",), "{:.3f}"),
+            ("TPR@0.1%", ("tpr_at_fpr", "0.001"), "{:.4f}"),
+            ("TPR@1%", ("tpr_at_fpr", "0.01"), "{:.4f}"),
+        )
+    ),
     ("members", ("attacks", "seqmia", "n_members"), "{}"),
 )
 
@@ -127,3 +135,89 @@ def markdown_table(results: Mapping[str, dict | None]) -> str:
             cells.append("-" if value is None else fmt.format(value))
         rows.append(f"| {preset} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """``"distill.epochs=5,10,20"`` -> ("distill.epochs", [5, 10, 20]); values are YAML, and
+    commas inside brackets stay with their value (``metrics=[loss],[loss,sd]``)."""
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise ParamsError(f"--sweep takes KEY=V1,V2,…, got {text!r}")
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(values + ","):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(values[start:i])
+            start = i + 1
+    return key.strip(), [yaml.safe_load(v) for v in items]
+
+
+def attack_statistic(
+    results: Mapping[Any, dict | None], attack: str, path: Sequence[str]
+) -> list[float | None]:
+    """One attack's value at ``path`` (e.g. ("tpr_at_fpr", "0.001")) for each sweep value."""
+    return [
+        None if metrics is None else _lookup(metrics, ("attacks", attack, *path))
+        for metrics in results.values()
+    ]
+
+
+def mean_sd_table(
+    results: Mapping[Any, dict | None], fprs: Sequence[str] = ("0.001", "0.01")
+) -> str:
+    """Markdown table of mean ± sd (over the runs in ``results``, e.g. seeds) of every attack's
+    AUC and TPR at each FPR in ``fprs``; failed runs are left out and counted."""
+    runs = [m for m in results.values() if m is not None]
+    if not runs:
+        return "no run produced metrics\n"
+    attacks = list(runs[0]["attacks"])
+    header = "| attack | AUC | " + " | ".join(f"TPR@{float(f) * 100:g}% FPR" for f in fprs) + " |"
+    lines = [header, "|---|" + "---|" * (1 + len(fprs))]
+    paths = [("auc",)] + [("tpr_at_fpr", f) for f in fprs]
+    for attack in attacks:
+        cells = []
+        for path in paths:
+            values = np.array(
+                [v for v in attack_statistic(results, attack, path) if v is not None], dtype=float
+            )
+            sd = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells.append(f"{values.mean():.4f} ± {sd:.4f}")
+        lines.append(f"| {attack} | " + " | ".join(cells) + " |")
+    failed = len(results) - len(runs)
+    note = f"\n{len(runs)} runs" + (f", {failed} failed" if failed else "") + "; mean ± sd.\n"
+    return "\n".join(lines) + "\n" + note
+
+
+def plot_sweep(
+    key: str,
+    values: list,
+    series: Mapping[str, list[float | None]],
+    path: str | Path,
+    ylabel: str,
+) -> None:
+    """One line per attack of a statistic (e.g. TPR at 0.1% FPR) against a swept parameter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seqmia.artifacts import atomic_path
+
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    x = list(values) if numeric else list(range(len(values)))
+    fig, ax = plt.subplots(figsize=(6.0, 4.5), dpi=120)
+    for name, ys in series.items():
+        pts = [(xi, yi) for xi, yi in zip(x, ys, strict=True) if yi is not None]
+        if pts:
+            xs, vs = zip(*pts, strict=True)
+            ax.plot(xs, vs, marker="o", label=name, linewidth=2.2 if name == "seqmia" else 1.2)
+    if not numeric:
+        ax.set_xticks(x, [str(v) for v in values])
+    ax.set_xlabel(key)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

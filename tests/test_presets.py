@@ -88,7 +88,41 @@ def test_metrics_by_experiment_and_table():
     table = markdown_table({"location-cpu": found["location-cpu-1"], "news20-cpu": None})
     lines = table.strip().splitlines()
     assert lines[0].startswith("| preset | target train acc | target test acc | SeqMIA AUC")
-    assert lines[2].startswith("| location-cpu | 1.000 | 0.580 | 0.710 | 0.0200 | 0.0500 | 0.690")
+    # SeqMIA's three columns, TrajectoryMIA's (absent here: "-"), then the loss baseline's.
+    assert lines[2].startswith(
+        "| location-cpu | 1.000 | 0.580 | 0.710 | 0.0200 | 0.0500 | - | - | - | 0.690 | 0.0000"
+    )
     assert "| 800 |" in lines[2]
     assert lines[3].startswith("| news20-cpu | failed |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_parse_sweep_reads_yaml_values_and_refuses_malformed_text():
+    from seqmia.suite import parse_sweep
+
+    assert parse_sweep("distill.epochs=5,10,20") == ("distill.epochs", [5, 10, 20])
+    assert parse_sweep("attack.architecture=lstm,mlp") == ("attack.architecture", ["lstm", "mlp"])
+    assert parse_sweep("sequences.metrics=[loss],[loss,sd]") == (
+        "sequences.metrics", [["loss"], ["loss", "sd"]],
+    )  # fmt: skip
+    with pytest.raises(ParamsError, match="KEY=V1"):
+        parse_sweep("distill.epochs")
+
+
+def test_mean_sd_table_over_seeds_skips_failed_runs():
+    from seqmia.suite import mean_sd_table
+
+    run = lambda auc: {
+        "attacks": {"seqmia": {"auc": auc, "tpr_at_fpr": {"0.001": 0.1, "0.01": 0.3}}}
+    }  # noqa: E501, E731
+    table = mean_sd_table({0: run(0.8), 1: run(0.9), 2: None})
+    assert "| seqmia | 0.8500 ± 0.0707 | 0.1000 ± 0.0000 | 0.3000 ± 0.0000 |" in table
+    assert "2 runs, 1 failed" in table
+
+
+def test_plot_sweep_writes_a_png(tmp_path):
+    from seqmia.suite import plot_sweep
+
+    out = tmp_path / "sweep.png"
+    plot_sweep("distill.epochs", [5, 10], {"seqmia": [0.1, 0.2], "loss": [0.0, None]}, out, "TPR")
+    assert out.read_bytes()[:4] == b"\x89PNG"
