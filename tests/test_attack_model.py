@@ -18,15 +18,6 @@ from seqmia.attack import (
 from seqmia.evaluation import auc, roc_curve
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster, above all on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(seed: int, k: int = 5, hidden: int = 7) -> AttentionLSTM:
     return init_attack_weights(AttentionLSTM(k, hidden), torch.Generator().manual_seed(seed))
 

@@ -112,9 +112,9 @@ def test_parse_sweep_reads_yaml_values_and_refuses_malformed_text():
 def test_mean_sd_table_over_seeds_skips_failed_runs():
     from seqmia.suite import mean_sd_table
 
-    run = lambda auc: {
-        "attacks": {"seqmia": {"auc": auc, "tpr_at_fpr": {"0.001": 0.1, "0.01": 0.3}}}
-    }  # noqa: E501, E731
+    def run(auc: float) -> dict:
+        return {"attacks": {"seqmia": {"auc": auc, "tpr_at_fpr": {"0.001": 0.1, "0.01": 0.3}}}}
+
     table = mean_sd_table({0: run(0.8), 1: run(0.9), 2: None})
     assert "| seqmia | 0.8500 ± 0.0707 | 0.1000 ± 0.0000 | 0.3000 ± 0.0000 |" in table
     assert "2 runs, 1 failed" in table

@@ -22,15 +22,6 @@ from seqmia.training import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster, above all on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def simulate_step_lr(lr, step_size, gamma, min_lr, epochs):
     """The official schedule: StepLR stepped after each epoch only while lr > min_lr."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
