@@ -179,15 +179,20 @@ class AttackEpoch:
 
 
 @torch.no_grad()
-def member_probability(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
-    """P(member) for each sequence. x: (N, T, k) -> (N,) float64."""
+def member_log_odds(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """Membership score of each input: logit(member) - logit(non-member), float64.
+
+    It ranks samples exactly as P(member) does, but a probability rounds to exactly 1.0 for every
+    confident sample, and such ties at the top would hide the low-FPR end of the ROC. The
+    decision "member" is log-odds >= 0, i.e. P(member) >= 0.5. x: (N, ...) -> (N,).
+    """
     model.eval()
     device = next(model.parameters()).device
-    probs = [
-        torch.softmax(model(x[i : i + batch_size].to(device)).double(), dim=1)[:, 1].cpu()
-        for i in range(0, x.shape[0], batch_size)
-    ]
-    return torch.cat(probs).numpy()
+    scores = []
+    for i in range(0, x.shape[0], batch_size):
+        logits = model(x[i : i + batch_size].to(device)).double()  # (B, 2)
+        scores.append((logits[:, 1] - logits[:, 0]).cpu())
+    return torch.cat(scores).numpy()
 
 
 def train_attack(
@@ -229,7 +234,7 @@ def train_attack(
             optimizer.step()
             total += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == y_train[idx]).sum()
-        val_auc = auc(roc_curve(member_probability(model, x_val), y_val_np))
+        val_auc = auc(roc_curve(member_log_odds(model, x_val), y_val_np))
         record = AttackEpoch(
             epoch=epoch + 1,
             loss=float(total) / n,

@@ -20,7 +20,7 @@ from seqmia.attack import (
     build_attack,
     fit_scaler,
     init_attack_weights,
-    member_probability,
+    member_log_odds,
     split_holdout,
     train_attack,
 )
@@ -122,7 +122,7 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
         model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator
     )
     seconds = time.perf_counter() - started
-    scores = member_probability(model.cpu(), scaler(features(spec, target, b.topk)))
+    scores = member_log_odds(model.cpu(), scaler(features(spec, target, b.topk)))
     logger.info(
         "%s: selected epoch %d of %d (held-out shadow AUC %.4f), %.0fs",
         spec.name, selected, b.epochs, history[selected - 1].val_auc, seconds,
@@ -143,7 +143,7 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
 
 @task(**ARTEFACT_TASK)
 def write_baseline_scores(results: list[dict], layout: Layout) -> dict:
-    """Target scores of every trained baseline (one column each) and their summaries."""
+    """Target membership log-odds of every trained baseline (one column each) and summaries."""
     samples = load_role_inputs(layout, "target").samples
     frame = samples.assign(**{r["name"]: r["scores"] for r in results})
     write_parquet(layout.baseline_scores_file, frame)

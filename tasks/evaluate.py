@@ -14,7 +14,7 @@ from seqmia.artifacts import (
     write_json,
     write_parquet,
 )
-from seqmia.attack import InputScaler, build_attack, member_probability
+from seqmia.attack import InputScaler, build_attack, member_log_odds
 from seqmia.baselines import class_conditional_scores, class_thresholds, metric_attack_scores
 from seqmia.config import Params, params_to_dict
 from seqmia.evaluation import (
@@ -33,7 +33,7 @@ from tasks.common import ARTEFACT_TASK
 
 
 def seqmia_scores(layout: Layout) -> tuple[pd.DataFrame, np.ndarray]:
-    """Target samples (sorted by id) and their P(member) under the trained SeqMIA attack."""
+    """Target samples (sorted by id) and their membership log-odds under the SeqMIA attack."""
     summary = read_json(layout.attack_summary_file)
     frame = pd.read_parquet(layout.sequences_file("target"))
     samples, sequences = frame_to_arrays(frame, summary["metrics"])
@@ -42,7 +42,7 @@ def seqmia_scores(layout: Layout) -> tuple[pd.DataFrame, np.ndarray]:
         summary["architecture"], sequences.shape[1:], summary["hidden_size"], summary["num_layers"]
     )
     model.load_state_dict(load_state_dict(layout.attack_model_file))
-    return samples, member_probability(model, scaler(sequences))
+    return samples, member_log_odds(model, scaler(sequences))
 
 
 def final_logits(layout: Layout, role: str, order: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -92,8 +92,8 @@ def evaluate_attacks(params: Params, layout: Layout) -> dict:
     )
     trained_names = [c for c in trained.columns if c not in samples.columns]
     scores = {"seqmia": seqmia, **{name: trained[name].to_numpy() for name in trained_names}}
-    # Probabilities of trained attacks: decide "member" at 0.5, fixed in advance.
-    thresholds = {name: 0.5 for name in scores}
+    # Trained attacks score log-odds: "member" at 0 (P(member) = 0.5), fixed in advance.
+    thresholds = {name: 0.0 for name in scores}
     metric_scores, metric_thresholds = metric_attacks(target_final, shadow_final, num_classes)
     scores.update(metric_scores)
     thresholds.update(metric_thresholds)

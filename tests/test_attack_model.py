@@ -11,7 +11,7 @@ from seqmia.attack import (
     AttentionLSTM,
     fit_scaler,
     init_attack_weights,
-    member_probability,
+    member_log_odds,
     split_holdout,
     train_attack,
 )
@@ -133,7 +133,7 @@ def trained():
 
 def test_train_attack_learns_easy_task(trained):
     model, history, selected, _, x_val, y_val = trained
-    val_auc = auc(roc_curve(member_probability(model, x_val), y_val.numpy()))
+    val_auc = auc(roc_curve(member_log_odds(model, x_val), y_val.numpy()))
     assert val_auc > 0.9
     assert len(history) == RECIPE["epochs"]
     assert [h.epoch for h in history] == list(range(1, RECIPE["epochs"] + 1))
@@ -145,7 +145,7 @@ def test_best_val_auc_selection(trained):
     assert history[selected - 1].val_auc == best
     assert selected == next(h.epoch for h in history if h.val_auc == best)
     # The returned weights are those of the selected epoch.
-    val_auc = auc(roc_curve(member_probability(model, x_val), y_val.numpy()))
+    val_auc = auc(roc_curve(member_log_odds(model, x_val), y_val.numpy()))
     assert val_auc == pytest.approx(best, abs=1e-9)
 
 
@@ -168,9 +168,17 @@ def test_last_selection_returns_final_epoch():
     assert selected == 3 and len(history) == 3
 
 
-def test_member_probability_in_unit_interval():
+def test_member_log_odds_rank_like_probabilities_without_saturating():
     x = torch.randn(25, 6, 5, generator=torch.Generator().manual_seed(0)) * 100
-    probs = member_probability(_model(0), x, batch_size=7)
-    assert probs.shape == (25,)
-    assert probs.dtype == np.float64
-    assert ((probs >= 0) & (probs <= 1)).all()
+    model = _model(0)
+    scores = member_log_odds(model, x, batch_size=7)
+    assert scores.shape == (25,) and scores.dtype == np.float64
+    with torch.no_grad():
+        probs = torch.softmax(model(x).double(), dim=1)[:, 1].numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-scores)), probs, rtol=1e-6, atol=1e-12)
+    big = torch.nn.Linear(1, 2)
+    with torch.no_grad():
+        big.weight.copy_(torch.tensor([[-50.0], [50.0]]))
+        big.bias.zero_()
+    odds = member_log_odds(big, torch.tensor([[1.0], [2.0]]))
+    assert odds[1] > odds[0] > 40  # both probabilities round to 1.0; the log-odds still rank

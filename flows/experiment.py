@@ -1,0 +1,101 @@
+"""Experiment: one DVC experiment as a Prefect flow run; the flow that deployments schedule.
+
+    python -m flows.experiment -S attack.epochs=50 --name short-attack     # run once
+    python -m flows.experiment --serve                                     # one-machine schedule
+
+The flow checks the overrides against the params schema, pulls what a DVC remote already holds
+(outputs and DVC's run-cache, so stages computed on another host are restored, not rerun), runs
+``dvc exp run`` with the overrides (DVC stays the record: ``dvc exp show`` lists the run), pushes
+the results back, and publishes the headline metrics as a Prefect table artifact. A failing
+stage fails the flow run with that stage's output in the logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from seqmia.errors import UserError
+from seqmia.suite import check_preset, set_arguments
+
+
+@task
+def dvc(*args: str) -> str:
+    """Run ``dvc args…`` in the repository, logging its output; raise with it on failure."""
+    logger = get_run_logger()
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    output = (result.stdout + result.stderr).strip()
+    for line in output.splitlines()[-200:]:
+        logger.info("%s", line)
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{output[-4000:]}")
+    return output
+
+
+def has_remote() -> bool:
+    """Whether a DVC remote is configured (shared storage between hosts)."""
+    listed = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True)
+    return bool(listed.stdout.strip())
+
+
+def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per attack, best AUC first: the headline numbers of ``eval/metrics.json``."""
+    rows = []
+    for name, report in sorted(metrics["attacks"].items(), key=lambda kv: -kv[1]["auc"]):
+        row = {"attack": name, "auc": round(report["auc"], 4)}
+        row.update({f"tpr@{k}": round(v, 4) for k, v in report["tpr_at_fpr"].items()})
+        rows.append(row)
+    return rows
+
+
+@flow(name="experiment")
+def experiment_flow(overrides: dict[str, Any] | None = None, name: str | None = None) -> dict:
+    """Run the pipeline as one DVC experiment with ``overrides`` (dotted params keys)."""
+    overrides = overrides or {}
+    check_preset(yaml.safe_load(Path("params.yaml").read_text()), overrides)
+    remote = has_remote()
+    # --pull fetches missing outputs and DVC's run-cache entries (with the outputs they point to)
+    # from the remote, so a stage computed on another host is restored instead of rerun.
+    pull = ["--pull"] if remote else []
+    dvc("exp", "run", *pull, *(["--name", name] if name else []), *set_arguments(overrides))
+    if remote:
+        dvc("push", "--run-cache")
+    metrics = json.loads(Path("eval/metrics.json").read_text())
+    create_table_artifact(
+        key="seqmia-metrics",
+        table=metrics_table(metrics),
+        description=f"Membership inference on the target model; overrides {overrides or 'none'}",
+    )
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--name", help="experiment name (dvc exp show)")
+    parser.add_argument("--serve", action="store_true", help="serve the flow as a deployment")
+    args = parser.parse_args()
+    if args.serve:
+        experiment_flow.serve(name="experiment")
+        return
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    try:
+        experiment_flow(overrides=overrides, name=args.name)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
