@@ -128,7 +128,9 @@ def suite_flow(
         for (p, v), run in runs.items()
     }
     run_queue(jobs, poll_seconds)
-    shown = json.loads(_dvc("exp", "show", "--json").stdout)
+    # --all-commits: experiments stay attached to the commit they were queued from, and the
+    # workspace may have moved on while the queue ran.
+    shown = json.loads(_dvc("exp", "show", "--json", "--all-commits").stdout)
     found = metrics_by_experiment(shown, list(names.values()))
     table = markdown_table({label(p, v): found[n] for (p, v), n in names.items()})
     if key is not None:
