@@ -29,6 +29,17 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it spawned, by its
+    process-group id: SIGTERM, then SIGKILL if it has not exited within ``grace_seconds``."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,11 +87,7 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         env["PREFECT_API_URL"] = api_url
         yield env
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_process_group(server)
         log.close()
 
 

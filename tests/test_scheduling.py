@@ -5,9 +5,7 @@ reproduces it from the shared DVC remote without rerunning any stage."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, stop_process_group
 from tests.test_pipeline import STAGES, make_repo, stages_run, tiny_params
 
 pytestmark = pytest.mark.slow
@@ -56,11 +54,7 @@ def test_deployment_runs_an_experiment_and_a_second_clone_reuses_it(
         )  # fmt: skip
         assert "Completed" in out, out[-2000:]
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_process_group(worker)
         log.close()
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env))
