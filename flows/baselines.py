@@ -19,4 +19,4 @@ def baselines_flow(params_file: str = "params.yaml") -> dict:
 
 
 if __name__ == "__main__":
-    run(baselines_flow, __doc__)
+    run(baselines_flow, __doc__, workers=WORKERS)

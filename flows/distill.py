@@ -17,4 +17,4 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
 
 
 if __name__ == "__main__":
-    run(distill_flow, __doc__)
+    run(distill_flow, __doc__, workers=len(ROLES))

@@ -3,11 +3,13 @@
     python -m flows.experiment -S attack.epochs=50 --name short-attack     # run once
     python -m flows.experiment --serve                                     # one-machine schedule
 
-The flow checks the overrides against the params schema, pulls what a DVC remote already holds
-(outputs and DVC's run-cache, so stages computed on another host are restored, not rerun), runs
-``dvc exp run`` with the overrides (DVC stays the record: ``dvc exp show`` lists the run), pushes
-the results back, and publishes the headline metrics as a Prefect table artifact. A failing
-stage fails the flow run with that stage's output in the logs.
+The flow checks the overrides against the params schema and writes them into params.yaml, then
+reproduces the pipeline one stage at a time. With a DVC remote, each stage first looks in the
+remote (outputs and DVC's run-cache), so a stage already computed on any host is restored instead
+of rerun, and each finished stage is pushed at once, so an experiment cut short on one host
+continues on another from the last finished stage. ``dvc exp save`` then records the result (DVC
+stays the record: ``dvc exp show`` lists it), and the headline metrics become a Prefect table
+artifact. A failing stage fails the flow run with that stage's output in the logs.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from ruamel.yaml import YAML
 
+from seqmia.artifacts import atomic_path
 from seqmia.errors import UserError
-from seqmia.suite import check_preset, set_arguments
+from seqmia.suite import check_preset
+
+PARAMS = Path("params.yaml")
 
 
-@task
-def dvc(*args: str) -> str:
+def run_dvc(*args: str) -> str:
     """Run ``dvc args…`` in the repository, logging its output; raise with it on failure."""
     logger = get_run_logger()
     result = subprocess.run(["dvc", *args], capture_output=True, text=True)
@@ -38,6 +43,41 @@ def dvc(*args: str) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed:\n{output[-4000:]}")
     return output
+
+
+def write_overrides(path: Path, overrides: dict[str, Any]) -> None:
+    """Set dotted keys in the YAML file ``path`` in place, keeping its comments and order."""
+    document = YAML()  # round-trip mode
+    tree = document.load(path.read_text())
+    for dotted, value in overrides.items():
+        *sections, leaf = dotted.split(".")
+        node = tree
+        for section in sections:
+            node = node[section]
+        node[leaf] = value
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
+        document.dump(tree, fh)
+
+
+def pipeline_stages() -> list[str]:
+    """The stages of dvc.yaml, in the order they are declared (each after its inputs)."""
+    return list(yaml.safe_load(Path("dvc.yaml").read_text())["stages"])
+
+
+@task(task_run_name="stage-{stage}")
+def reproduce_stage(stage: str, remote: bool) -> str:
+    """Bring one stage up to date: restore it from the remote's run-cache if any host computed
+    it, else run it; with a remote, push its outputs and run-cache entry right away."""
+    output = run_dvc("repro", "--single-item", *(["--pull"] if remote else []), stage)
+    if remote:
+        run_dvc("push", "--run-cache", stage)
+    return output
+
+
+@task
+def save_experiment(name: str | None) -> str:
+    """Record the workspace (params, dvc.lock, metrics) as a DVC experiment."""
+    return run_dvc("exp", "save", *(["--name", name] if name else []))
 
 
 def has_remote() -> bool:
@@ -60,14 +100,12 @@ def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 def experiment_flow(overrides: dict[str, Any] | None = None, name: str | None = None) -> dict:
     """Run the pipeline as one DVC experiment with ``overrides`` (dotted params keys)."""
     overrides = overrides or {}
-    check_preset(yaml.safe_load(Path("params.yaml").read_text()), overrides)
+    check_preset(yaml.safe_load(PARAMS.read_text()), overrides)
+    write_overrides(PARAMS, overrides)
     remote = has_remote()
-    # --pull fetches missing outputs and DVC's run-cache entries (with the outputs they point to)
-    # from the remote, so a stage computed on another host is restored instead of rerun.
-    pull = ["--pull"] if remote else []
-    dvc("exp", "run", *pull, *(["--name", name] if name else []), *set_arguments(overrides))
-    if remote:
-        dvc("push", "--run-cache")
+    for stage in pipeline_stages():
+        reproduce_stage(stage, remote)
+    save_experiment(name)
     metrics = json.loads(Path("eval/metrics.json").read_text())
     create_table_artifact(
         key="seqmia-metrics",

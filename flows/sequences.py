@@ -29,4 +29,4 @@ def sequences_flow(params_file: str = "params.yaml") -> list[dict]:
 
 
 if __name__ == "__main__":
-    run(sequences_flow, __doc__)
+    run(sequences_flow, __doc__, workers=WORKERS)

@@ -17,4 +17,4 @@ def train_flow(params_file: str = "params.yaml") -> list[dict]:
 
 
 if __name__ == "__main__":
-    run(train_flow, __doc__)
+    run(train_flow, __doc__, workers=len(ROLES))

@@ -85,12 +85,24 @@ class TrainParams:
     gamma: float
     min_lr: float
     augment: bool
+    # Autocast of training forward passes: auto (bf16 on a CUDA GPU that has it, else fp32) |
+    # fp32 | bf16 | fp16 (CUDA only, with loss scaling). Inference always runs in float32.
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
     # mlp only: hidden layer widths and their activation.
     mlp_widths: tuple[int, ...]
     mlp_activation: Literal["tanh", "relu"]
     # wrn only: WRN-depth-width (depth 6n+4 as Zagoruyko & Komodakis count it, or 6n+2).
     wrn_depth: int
     wrn_width: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceParams:
+    """Reference models for LiRA (offline): trained like the target on the attacker's data."""
+
+    # How many; each trains on its own class-stratified draw from shadow_in + shadow_out, of
+    # the target's training-set size.
+    models: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +191,7 @@ class Params:
     data: DataParams
     partition: PartitionParams
     train: TrainParams
+    reference: ReferenceParams
     distill: DistillParams
     sequences: SequencesParams
     attack: AttackParams
@@ -193,6 +206,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         "one of 'auto', 'cpu', 'cuda', 'cuda:N'",
     ),
     "distill.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "reference.models": (lambda v: v >= 1, "an integer >= 1"),
     "distill.temperature": (lambda v: v > 0, "a number > 0"),
     "distill.shadow_extra_epochs": (lambda v: v >= 0, "an integer >= 0"),
     "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
@@ -320,6 +334,14 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 def _check_combinations(params: Params) -> None:
     """Rules that span keys: which models and options can take which data."""
     name, model = params.data.name, params.train.model
+    part = params.partition
+    if part.target_in >= part.shadow_in + part.shadow_out:
+        raise ParamsError(
+            f"params key 'partition.target_in' is {part.target_in}, but LiRA's reference models "
+            "each train on that many samples drawn from shadow_in + shadow_out "
+            f"({part.shadow_in} + {part.shadow_out}), and must leave some out; it must be less "
+            "than their sum"
+        )
     if name in FEATURE_DATASETS and model in IMAGE_MODELS:
         raise ParamsError(
             f"params key 'train.model' is {model!r}, a convolutional network for images, but "

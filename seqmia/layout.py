@@ -42,6 +42,23 @@ class Layout:
         return self.models_dir / f"{role}.json"
 
     @property
+    def reference_dir(self) -> Path:
+        return self.root / "data" / "reference"
+
+    def reference_model_file(self, index: int) -> Path:
+        """Weights of reference model ``index`` (1-based)."""
+        return self.reference_dir / f"model_{index}.pt"
+
+    def reference_report(self, index: int) -> Path:
+        """JSON: accuracies, training-set size and time of reference model ``index``."""
+        return self.reference_dir / f"model_{index}.json"
+
+    def reference_logits_file(self, index: int) -> Path:
+        """Parquet: sample_id, role, in_training, logit_*: reference model ``index`` on every
+        attack sample of both roles."""
+        return self.reference_dir / f"logits_{index}.parquet"
+
+    @property
     def snapshots_dir(self) -> Path:
         return self.root / "data" / "snapshots"
 

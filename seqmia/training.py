@@ -33,6 +33,12 @@ class Recipe:
     gamma: float
     min_lr: float
     augment: bool
+    # Autocast dtype of forward passes: "fp32" (none), "bf16" or "fp16" (with loss scaling).
+    # Weights, optimiser state and saved snapshots stay float32 either way.
+    precision: str = "fp32"
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +130,12 @@ def fit(
         decay_groups(model, recipe.weight_decay), lr=recipe.lr, momentum=recipe.momentum
     )
     n = inputs.shape[0]
+    mixed = recipe.precision in AUTOCAST_DTYPES
+    autocast = torch.autocast(
+        inputs.device.type, dtype=AUTOCAST_DTYPES.get(recipe.precision), enabled=mixed
+    )
+    # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+    scaler = torch.amp.GradScaler(inputs.device.type, enabled=recipe.precision == "fp16")
     for epoch in range(recipe.epochs):
         lr = lr_for_epoch(recipe, epoch)
         for group in optimizer.param_groups:
@@ -139,7 +151,9 @@ def fit(
             if recipe.augment:
                 x = random_crop_flip(x, device_generator)
             x = x.contiguous(memory_format=fmt)
-            logits = model(x)
+            with autocast:
+                logits = model(x)
+            logits = logits.float()  # the loss in float32 whatever the forward pass ran in
             if soft:
                 loss = soft_cross_entropy(logits / temperature, y)
                 hard = y.argmax(dim=1)
@@ -147,8 +161,9 @@ def fit(
                 loss = F.cross_entropy(logits, y)
                 hard = y
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             # Accumulate on the device; one host sync per epoch instead of per batch.
             total_loss += loss.detach() * len(idx)
             correct += (logits.detach().argmax(dim=1) == hard).sum()

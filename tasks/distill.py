@@ -63,7 +63,7 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
         student,
         x_distill.to(device),
         soft_targets.to(device),
-        recipe_from(params.train, epochs=epochs),
+        recipe_from(params.train, device, epochs=epochs),
         generator,
         temperature=temperature,
         on_epoch=on_epoch,

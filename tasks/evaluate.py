@@ -25,6 +25,7 @@ from seqmia.evaluation import (
     roc_curve,
 )
 from seqmia.layout import Layout
+from seqmia.lira import logit_scaled_confidence, offline_scores, out_sd
 from seqmia.plots import plot_roc_loglog
 from seqmia.report import render_report
 from seqmia.seeding import derive_seed
@@ -75,6 +76,44 @@ def metric_attacks(
     return scores, thresholds
 
 
+def reference_phis(layout: Layout, count: int, role: str, order: pd.DataFrame) -> tuple:
+    """phi (N, K) of every reference model on ``role``'s samples in the order of ``order``, and
+    (N, K) true where that model did not train on the sample."""
+    phis, out = [], []
+    for index in range(1, count + 1):
+        frame = pd.read_parquet(layout.reference_logits_file(index))
+        frame = order[["sample_id", "label"]].merge(
+            frame[frame["role"] == role], on="sample_id", how="left", validate="1:1"
+        )
+        logits = frame.filter(like="logit_").to_numpy(np.float64)
+        phis.append(logit_scaled_confidence(logits, frame["label"].to_numpy()))
+        out.append(~frame["in_training"].to_numpy(bool))
+    return np.stack(phis, axis=1), np.stack(out, axis=1)
+
+
+def lira_attack(
+    layout: Layout, count: int, target: pd.DataFrame, shadow: pd.DataFrame
+) -> tuple[np.ndarray, float]:
+    """Offline LiRA scores of the target samples and a decision threshold.
+
+    ``target``/``shadow``: final-model logit frames of each role's attack samples. The OUT
+    spread and the threshold come from the attacker's side only: the shadow model's samples,
+    each scored against the reference models that left it out.
+    """
+    logits = lambda f: f.filter(like="logit_").to_numpy(np.float64)  # noqa: E731
+    phi = {
+        name: logit_scaled_confidence(logits(frame), frame["label"].to_numpy())
+        for name, frame in (("target", target), ("shadow", shadow))
+    }
+    t_refs, t_out = reference_phis(layout, count, "target", target)
+    s_refs, s_out = reference_phis(layout, count, "shadow", shadow)
+    sd = out_sd(s_refs, s_out)
+    shadow_scores = offline_scores(phi["shadow"], s_refs, s_out, sd)
+    testable = ~np.isnan(shadow_scores)
+    threshold = best_threshold(shadow_scores[testable], shadow["member"].to_numpy()[testable])
+    return offline_scores(phi["target"], t_refs, t_out, sd), threshold
+
+
 @task(**ARTEFACT_TASK)
 def evaluate_attacks(params: Params, layout: Layout) -> dict:
     """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG, per-sample scores and
@@ -97,6 +136,9 @@ def evaluate_attacks(params: Params, layout: Layout) -> dict:
     metric_scores, metric_thresholds = metric_attacks(target_final, shadow_final, num_classes)
     scores.update(metric_scores)
     thresholds.update(metric_thresholds)
+    scores["lira_offline"], thresholds["lira_offline"] = lira_attack(
+        layout, params.reference.models, target_final, shadow_final
+    )
 
     attacks, curves = {}, {}
     for name, values in scores.items():
@@ -119,6 +161,11 @@ def evaluate_attacks(params: Params, layout: Layout) -> dict:
     for role in ("target", "shadow"):
         model_report = read_json(layout.model_report(role))
         models[role] = {k: model_report[k] for k in ("train_accuracy", "test_accuracy")}
+    for index in range(1, params.reference.models + 1):  # test accuracy: on the pool left out
+        model_report = read_json(layout.reference_report(index))
+        models[f"reference_{index}"] = {
+            k: model_report[k] for k in ("train_accuracy", "test_accuracy")
+        }
     metrics = {"attacks": attacks, "models": models}
     write_json(layout.metrics_file, metrics)
 

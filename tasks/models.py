@@ -1,7 +1,8 @@
-"""Model-side helpers of the train, distill and sequences tasks."""
+"""Model-side helpers of the train, reference, distill and sequences tasks."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,13 @@ from seqmia.artifacts import load_state_dict
 from seqmia.config import Params, TrainParams
 from seqmia.data import input_shape as sample_shape
 from seqmia.data import to_model_input
-from seqmia.models import ModelOptions, build_model
+from seqmia.layout import Layout
+from seqmia.models import ModelOptions, build_model, count_parameters
 from seqmia.partition import part_ids
+from seqmia.runtime import resolve_precision
 from seqmia.seeding import make_generator
-from seqmia.training import Recipe
+from seqmia.training import Recipe, accuracy, fit, predict_logits
+from tasks.common import load_prepared
 
 
 def part_tensors(
@@ -23,9 +27,30 @@ def part_tensors(
 ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """Sample ids (n,), normalised inputs (n, C, H, W) or (n, D) and labels (n,) of one part."""
     ids = part_ids(partition, part)
+    return (ids, *sample_tensors(dataset, ids))
+
+
+def sample_tensors(
+    dataset: dict[str, np.ndarray], ids: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised inputs (n, C, H, W) or (n, D) and labels (n,) of the samples ``ids`` (n,)."""
     x = to_model_input(dataset["x"][ids], dataset["mean"], dataset["std"])
     y = torch.from_numpy(dataset["y"][ids].astype(np.int64))
-    return ids, x, y
+    return x, y
+
+
+def attack_samples(layout: Layout, role: str) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
+    """The role's members then non-members: a table (sample_id, part, member, label), inputs and
+    labels."""
+    dataset = load_prepared(layout.dataset_file)
+    partition = pd.read_parquet(layout.partition_file)
+    tables, inputs, labels = [], [], []
+    for part, member in ((f"{role}_in", 1), (f"{role}_out", 0)):
+        ids, x, y = part_tensors(dataset, partition, part)
+        tables.append(pd.DataFrame({"sample_id": ids, "part": part, "member": member, "label": y}))
+        inputs.append(x)
+        labels.append(y)
+    return pd.concat(tables, ignore_index=True), torch.cat(inputs), torch.cat(labels)
 
 
 def input_shape(dataset: dict[str, np.ndarray]) -> tuple[int, ...]:
@@ -59,8 +84,9 @@ def load_model(
     return model.to(device).eval()
 
 
-def recipe_from(train: TrainParams, epochs: int | None = None) -> Recipe:
-    """The optimisation recipe of ``train.*``, optionally with another epoch count."""
+def recipe_from(train: TrainParams, device: torch.device, epochs: int | None = None) -> Recipe:
+    """The optimisation recipe of ``train.*`` on ``device``, optionally with another epoch
+    count."""
     return Recipe(
         epochs=train.epochs if epochs is None else epochs,
         batch_size=train.batch_size,
@@ -72,6 +98,7 @@ def recipe_from(train: TrainParams, epochs: int | None = None) -> Recipe:
         gamma=train.gamma,
         min_lr=train.min_lr,
         augment=train.augment,
+        precision=resolve_precision(train.precision, device),
     )
 
 
@@ -86,3 +113,53 @@ def epoch_logger(logger, label: str, total: int):
         )  # fmt: skip
 
     return log
+
+
+def train_classifier(
+    params: Params,
+    dataset: dict[str, np.ndarray],
+    train: tuple[torch.Tensor, torch.Tensor],
+    held_out: tuple[torch.Tensor, torch.Tensor],
+    generator: torch.Generator,
+    device: torch.device,
+    logger,
+    label: str,
+) -> tuple[torch.nn.Module, dict]:
+    """A fresh ``train.model`` fitted with the ``train.*`` recipe on ``train`` (inputs, labels).
+
+    Logs every epoch under ``label``. Returns the model (on CPU's memory if ``device`` is CPU)
+    and a report: model, parameters, accuracy on ``train`` and on ``held_out``, seconds, history.
+    """
+    x_train, y_train = train
+    model = new_model(params, dataset, generator).to(device)
+    logger.info(
+        "%s: %s (%d parameters) on %s, %d training samples",
+        label, params.train.model, count_parameters(model), device, len(y_train),
+    )  # fmt: skip
+    history: list[dict] = []
+    log = epoch_logger(logger, f"{label} train", params.train.epochs)
+
+    def on_epoch(stats, _model) -> None:
+        history.append(vars(stats))
+        log(stats)
+
+    started = time.perf_counter()
+    fit(
+        model, x_train.to(device), y_train.to(device), recipe_from(params.train, device), generator,
+        on_epoch=on_epoch,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    report = {
+        "model": params.train.model,
+        "parameters": count_parameters(model),
+        "train_accuracy": accuracy(predict_logits(model, x_train), y_train),
+        "test_accuracy": accuracy(predict_logits(model, held_out[0]), held_out[1]),
+        "train_samples": len(y_train),
+        "seconds": seconds,
+        "history": history,
+    }
+    logger.info(
+        "%s: train accuracy %.4f, test accuracy %.4f, %.0fs",
+        label, report["train_accuracy"], report["test_accuracy"], seconds,
+    )  # fmt: skip
+    return model, report

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
@@ -17,27 +16,13 @@ from seqmia.runtime import resolve_device
 from seqmia.sequences import sequence_frame
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import load_model, part_tensors
+from tasks.models import attack_samples, load_model
 
 
 def model_series(params: Params, layout: Layout, role: str) -> list[Path]:
     """Snapshots s1 … sn of ``role`` in chronological order, then the original model s(n+1)."""
     snapshots = [layout.snapshot_file(role, e) for e in range(1, params.distill.epochs + 1)]
     return [*snapshots, layout.model_file(role)]
-
-
-def attack_samples(layout: Layout, role: str) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
-    """The role's members then non-members: a table (sample_id, part, member, label), inputs and
-    labels."""
-    dataset = load_prepared(layout.dataset_file)
-    partition = pd.read_parquet(layout.partition_file)
-    tables, inputs, labels = [], [], []
-    for part, member in ((f"{role}_in", 1), (f"{role}_out", 0)):
-        ids, x, y = part_tensors(dataset, partition, part)
-        tables.append(pd.DataFrame({"sample_id": ids, "part": part, "member": member, "label": y}))
-        inputs.append(x)
-        labels.append(y)
-    return pd.concat(tables, ignore_index=True), torch.cat(inputs), torch.cat(labels)
 
 
 @task(**ARTEFACT_TASK, task_run_name="query-{role}-s{index}")

@@ -258,3 +258,14 @@ def test_bad_vocab_size_refused(raw):
 def test_dataset_literal_matches_names():
     hints = typing.get_type_hints(DataParams)
     assert typing.get_args(hints["name"]) == DATASET_NAMES
+
+
+def test_reference_models_must_be_at_least_one(raw):
+    raw["reference"]["models"] = 0
+    assert "reference.models" in _error(raw) and ">= 1" in _error(raw)
+
+
+def test_reference_draws_must_leave_part_of_the_shadow_pool_out(raw):
+    raw["partition"].update(target_in=500, shadow_in=250, shadow_out=250)
+    message = _error(raw)
+    assert "partition.target_in" in message and "less than" in message

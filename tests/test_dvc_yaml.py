@@ -29,7 +29,8 @@ for module in list(sys.modules.values()):
 
 def test_stages_are_the_pipeline_in_order() -> None:
     assert STAGES == [
-        "prepare", "partition", "train", "distill", "sequences", "attack", "baselines", "evaluate",
+        "prepare", "partition", "train", "reference", "distill", "sequences", "attack",
+        "baselines", "evaluate",
     ]  # fmt: skip
     for name, stage in DVC["stages"].items():
         assert stage["cmd"] == f"python -m flows.{name}"

@@ -22,11 +22,12 @@ pytestmark = pytest.mark.slow
 
 CODE = ("flows", "tasks", "seqmia", "dvc.yaml", "params.yaml")
 STAGES = (
-    "prepare", "partition", "train", "distill", "sequences", "attack", "baselines", "evaluate",
+    "prepare", "partition", "train", "reference", "distill", "sequences", "attack", "baselines",
+    "evaluate",
 )  # fmt: skip
 METRICS = ("loss", "max", "sd", "entropy", "m_entropy")
 ATTACKS = {
-    "seqmia", "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm",
+    "seqmia", "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "lira_offline",
     *(f"seqmia_only_{m}" for m in METRICS),
     *(f"{m}{cc}" for m in ("loss", "max_confidence", "entropy", "m_entropy") for cc in ("", "_cc")),
 }  # fmt: skip
@@ -41,6 +42,7 @@ def tiny_params() -> dict:
         unit="per_class", target_in=10, target_out=10, shadow_in=10, shadow_out=10, distill=20
     )
     params["train"].update(epochs=3, batch_size=20)
+    params["reference"]["models"] = 2
     params["distill"]["epochs"] = 12  # long enough for the kill test to land mid-stage
     params["attack"].update(epochs=4, batch_size=20)
     params["baselines"].update(epochs=3, batch_size=20)
@@ -118,6 +120,13 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
         ]  # fmt: skip
         assert len(seq) == 200 * 13 and set(seq["snapshot"]) == set(range(1, 14))
         assert set(seq["part"]) == {f"{role}_in", f"{role}_out"}
+
+    for index in (1, 2):  # LiRA's reference models: trained on shadow data only
+        logits = pd.read_parquet(repo / "data" / "reference" / f"logits_{index}.parquet")
+        assert len(logits) == 400 and set(logits["role"]) == {"target", "shadow"}
+        trained = logits[logits["in_training"]]
+        assert (trained["role"] == "shadow").all() and len(trained) == 100
+        assert (repo / "data" / "reference" / f"model_{index}.pt").is_file()
 
     seqmia = metrics["attacks"]["seqmia"]
     assert set(metrics["attacks"]) == ATTACKS
@@ -255,3 +264,23 @@ def test_target_data_never_reaches_attack_training(
     assert drop_time(summary_after) == drop_time(summary_before)
     scores_after = pd.read_parquet(repo / "data" / "baselines" / "scores.parquet")
     assert not scores_after["trajectory_mia"].equals(scores_before["trajectory_mia"])
+
+
+def test_dask_task_runner_trains_the_same_models(
+    clean_run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """SEQMIA_TASK_RUNNER=dask sends a stage's tasks to a local Dask cluster of worker processes;
+    the models come out bit-identical to the thread pool's."""
+    source, _, _ = clean_run
+    repo = tmp_path / "repo"
+    shutil.copytree(source, repo, symlinks=True)
+    models = repo / "data" / "models"
+    before = {p.name: p.read_bytes() for p in models.glob("*.pt")}
+    for path in models.iterdir():
+        path.chmod(0o644)
+        path.unlink()
+    result = _stage(["flows.train"], {**env, "SEQMIA_TASK_RUNNER": "dask"}, repo)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "LocalCluster" in output  # the tasks really went through Dask
+    assert {p.name: p.read_bytes() for p in models.glob("*.pt")} == before

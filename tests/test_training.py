@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 
 from seqmia.models import build_model
 from seqmia.optim import decay_groups, step_lr
+from seqmia.runtime import resolve_precision
 from seqmia.training import (
     EpochStats,
     Recipe,
@@ -226,3 +228,22 @@ def test_fit_with_soft_targets():
     assert _same_state(a, b)
     assert len(seen) == 2 and all(math.isfinite(s.loss) for s in seen)
     assert not _same_state(untrained, a)
+
+
+def test_bf16_autocast_trains_float32_weights_reproducibly():
+    recipe = dataclasses.replace(RECIPE, precision="bf16")
+    start = _fresh_model()
+    a = _train(model=copy.deepcopy(start), recipe=recipe)
+    b = _train(model=copy.deepcopy(start), recipe=recipe)
+    full = _train(model=copy.deepcopy(start))
+    assert _same_state(a, b)
+    assert all(v.dtype != torch.bfloat16 for v in a.state_dict().values())
+    assert not _same_state(a, full)  # the forward passes really ran in bfloat16
+
+
+def test_precision_auto_is_fp32_on_cpu_and_fp16_needs_cuda():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(RuntimeError, match="fp16.*CUDA"):
+        resolve_precision("fp16", cpu)

@@ -1,0 +1,24 @@
+"""Stage reference: LiRA's reference models, trained on attacker data, into data/reference/."""
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows._stage import run, setup
+from seqmia.config import load_params
+from seqmia.runtime import available_cpus
+from tasks.reference import train_reference
+
+WORKERS = 2
+
+
+@flow(name="reference", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+def reference_flow(params_file: str = "params.yaml") -> list[dict]:
+    """Train ``reference.models`` models side by side, each on its own draw of shadow data."""
+    count = load_params(params_file).reference.models
+    params, layout = setup(params_file, concurrent_workers=min(count, WORKERS, available_cpus()))
+    runs = [train_reference.submit(i, params, layout) for i in range(1, count + 1)]
+    return [r.result() for r in runs]
+
+
+if __name__ == "__main__":
+    run(reference_flow, __doc__, workers=WORKERS)
