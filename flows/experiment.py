@@ -25,6 +25,7 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 
 from seqmia.artifacts import atomic_path
 from seqmia.errors import UserError
@@ -47,13 +48,20 @@ def run_dvc(*args: str) -> str:
 
 def write_overrides(path: Path, overrides: dict[str, Any]) -> None:
     """Set dotted keys in the YAML file ``path`` in place, keeping its comments and order."""
+    if not overrides:
+        return
     document = YAML()  # round-trip mode
+    document.preserve_quotes = True
+    document.width = 4096  # never re-wrap a long line
     tree = document.load(path.read_text())
     for dotted, value in overrides.items():
         *sections, leaf = dotted.split(".")
         node = tree
         for section in sections:
             node = node[section]
+        if isinstance(value, list):  # written as [a, b], like the lists already there
+            value = CommentedSeq(value)
+            value.fa.set_flow_style()
         node[leaf] = value
     with atomic_path(path) as tmp, tmp.open("w") as fh:
         document.dump(tree, fh)

@@ -23,6 +23,17 @@ def test_write_overrides_sets_dotted_keys_and_keeps_comments(tmp_path: Path) -> 
     params["attack"]["epochs"], params["seed"] = original["attack"]["epochs"], original["seed"]
     params["sequences"]["metrics"] = original["sequences"]["metrics"]
     assert params == original  # nothing else moved
+    before = (REPO / "params.yaml").read_text().splitlines()
+    changed = [new for old, new in zip(before, text.splitlines(), strict=True) if old != new]
+    assert len(changed) == 3  # one line per override, formatting and comments kept
+    assert changed[-1].strip() == "epochs: 7"
+
+
+def test_write_overrides_without_overrides_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("a: 1   # keep 'this' formatting\n")
+    write_overrides(path, {})
+    assert path.read_text() == "a: 1   # keep 'this' formatting\n"
 
 
 def test_metrics_table_sorts_attacks_by_auc() -> None:
