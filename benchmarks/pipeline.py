@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,8 +24,11 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: make the repository importable
+
+from benchmarks.scratch_repo import make_scratch_repo  # noqa: E402
+
 STAGES = tuple(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
-CODE = ("flows", "tasks", "seqmia", "dvc.yaml")
 # Stages whose work is another stage's kind of work, for the bare-PyTorch comparison.
 BARE_EQUIVALENT = {"reference": "train"}
 
@@ -44,31 +46,6 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float,
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{text[-3000:]}")
     return wall, usage.ru_maxrss / 1024, text
-
-
-def make_workdir(path: Path, params_file: Path, cache_dir: Path | None) -> None:
-    """A fresh git + DVC repository holding the project's code and the benchmarked params."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    for name in CODE:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, path / name)
-    shutil.copy(params_file, path / "params.yaml")
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "config", "user.email", "bench@example.com"],
-        ["git", "config", "user.name", "bench"],
-        ["dvc", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "benchmark"],
-    ):
-        subprocess.run(cmd, cwd=path, check=True, capture_output=True)
-    if cache_dir is not None:
-        subprocess.run(["dvc", "cache", "dir", str(cache_dir)], cwd=path, check=True)
 
 
 def stage_samples(params: dict) -> dict[str, int]:
@@ -147,7 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    make_workdir(args.workdir, args.params, REPO / ".dvc" / "cache" if args.share_cache else None)
+    cache = REPO / ".dvc" / "cache" if args.share_cache else None
+    make_scratch_repo(args.workdir, args.params.read_text(), cache)
 
     rows, total = [], 0.0
     for stage in STAGES:

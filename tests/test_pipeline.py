@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmarks.scratch_repo import make_scratch_repo
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-CODE = ("flows", "tasks", "seqmia", "dvc.yaml", "params.yaml")
 STAGES = (
     "prepare", "partition", "train", "reference", "distill", "sequences", "attack", "baselines",
     "evaluate",
@@ -52,24 +52,7 @@ def tiny_params() -> dict:
 
 def make_repo(path: Path, params: dict) -> Path:
     """A fresh git + DVC repository holding the project's code and ``params``."""
-    path.mkdir(parents=True)
-    for name in CODE:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, path / name)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "config", "user.email", "test@example.com"],
-        ["git", "config", "user.name", "test"],
-        ["dvc", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "init"],
-    ):
-        subprocess.run(cmd, cwd=path, check=True, capture_output=True)
-    return path
+    return make_scratch_repo(path, yaml.safe_dump(params, sort_keys=False))
 
 
 def repro(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
