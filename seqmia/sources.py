@@ -71,7 +71,8 @@ def _not_found(what: str, looked: list[Path], how: str) -> DatasetNotFoundError:
 
 # The only globals a CIFAR python batch references: numpy's array reconstruction (protocol 2, as
 # the publisher's Python 2 pickles store ``data``; ``_frombuffer`` for protocol 5 re-dumps),
-# under numpy 1's and numpy 2's module names. Anything else could run code when unpickled.
+# under numpy 1's and numpy 2's module names, and ``_codecs.encode``, which protocol-2 pickles
+# written by Python 3 use to rebuild bytes from text. Anything else could run code.
 _CIFAR_PICKLE_GLOBALS = frozenset(
     (module, name)
     for package in ("numpy.core", "numpy._core")
@@ -79,7 +80,7 @@ _CIFAR_PICKLE_GLOBALS = frozenset(
         (f"{package}.multiarray", "_reconstruct"),
         (f"{package}.numeric", "_frombuffer"),
     )
-) | {("numpy", "ndarray"), ("numpy", "dtype")}
+) | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
 
 class _PlainDataUnpickler(pickle.Unpickler):

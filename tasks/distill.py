@@ -14,7 +14,7 @@ from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from seqmia.training import fit, predict_logits
-from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.common import ARTEFACT_TASK, load_prepared, raise_if_stopped, stop_requested
 from tasks.models import (
     epoch_logger,
     load_model,
@@ -56,6 +56,7 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
     def on_epoch(stats, model) -> None:
         log(stats)
         if stats.epoch > skipped:
+            raise_if_stopped()
             save_state_dict(layout.snapshot_file(role, stats.epoch - skipped), model)
 
     started = time.perf_counter()
@@ -67,6 +68,7 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
         generator,
         temperature=temperature,
         on_epoch=on_epoch,
+        should_stop=stop_requested,
     )
     seconds = time.perf_counter() - started
     logger.info("%s: %d snapshots in %.0fs", role, params.distill.epochs, seconds)

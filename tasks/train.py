@@ -10,7 +10,7 @@ from seqmia.config import Params
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
-from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.common import ARTEFACT_TASK, load_prepared, raise_if_stopped
 from tasks.models import part_tensors, train_classifier
 
 
@@ -26,6 +26,7 @@ def train_role(role: str, params: Params, layout: Layout) -> dict:
         make_generator(params.seed, "train", role), resolve_device(params.device),
         get_run_logger(), label=role,
     )  # fmt: skip
+    raise_if_stopped()
     save_state_dict(layout.model_file(role), model)
     write_json(layout.model_report(role), {"role": role, **report})
     return {"role": role, **{k: report[k] for k in ("train_accuracy", "test_accuracy", "seconds")}}
