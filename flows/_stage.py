@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -62,6 +63,22 @@ def chosen_runner(workers: int) -> TaskRunner | None:
     raise UserError(f"{RUNNER_ENV} must be 'threads' or 'dask', got {kind!r}")
 
 
+class _NoUserErrorTraceback(logging.Filter):
+    """Keep Prefect's one-line log of a failed task or flow, but drop the traceback when the
+    failure is a ``UserError``: the stage prints that error in one line and exits 2."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_user_error_tracebacks() -> None:
+    """Install ``_NoUserErrorTraceback`` on the loggers of Prefect's task and flow runs."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_NoUserErrorTraceback())
+
+
 def check_api_answers() -> None:
     """Refuse, in one line, a configured Prefect API that does not answer its health check in
     ``$SEQMIA_API_TIMEOUT`` seconds (default 20): a server that accepts connections but never
@@ -113,6 +130,7 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
         params = load_params(args.params)  # fail fast, before Prefect starts anything
         resolve_device(params.device)  # a device this machine lacks, before any work
         check_api_answers()
+        quiet_user_error_tracebacks()
         remove_stale_temporaries(stage_outputs(Path(args.params).resolve().parent, flow.name))
         runner = chosen_runner(workers)
         if runner is not None:

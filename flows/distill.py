@@ -5,8 +5,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
 from seqmia.config import ROLES
-from tasks.common import check_inputs, results_or_stop
+from tasks.common import check_inputs
 from tasks.distill import distill_role
+from tasks.stopping import results_or_stop
 
 
 @flow(name="distill", task_runner=ThreadPoolTaskRunner(max_workers=len(ROLES)))

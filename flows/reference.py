@@ -6,8 +6,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._stage import run, setup
 from seqmia.config import load_params
 from seqmia.runtime import available_cpus
-from tasks.common import check_inputs, results_or_stop
+from tasks.common import check_inputs
 from tasks.reference import train_reference
+from tasks.stopping import results_or_stop
 
 WORKERS = 2
 

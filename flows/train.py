@@ -5,7 +5,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
 from seqmia.config import ROLES
-from tasks.common import check_inputs, results_or_stop
+from tasks.common import check_inputs
+from tasks.stopping import results_or_stop
 from tasks.train import train_role
 
 

@@ -14,7 +14,7 @@ from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from seqmia.training import fit, predict_logits
-from tasks.common import ARTEFACT_TASK, load_prepared, raise_if_stopped, stop_requested
+from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import (
     epoch_logger,
     load_model,
@@ -22,6 +22,7 @@ from tasks.models import (
     part_tensors,
     recipe_from,
 )
+from tasks.stopping import raise_if_stopped, stop_requested
 
 
 def distill_epochs(params: Params, role: str) -> tuple[int, int]:

@@ -19,7 +19,8 @@ from seqmia.partition import part_ids
 from seqmia.runtime import resolve_precision
 from seqmia.seeding import make_generator
 from seqmia.training import Recipe, accuracy, fit, predict_logits
-from tasks.common import load_prepared, stop_requested
+from tasks.common import load_prepared
+from tasks.stopping import stop_requested
 
 
 def part_tensors(

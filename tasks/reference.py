@@ -20,8 +20,9 @@ from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.training import predict_logits
-from tasks.common import ARTEFACT_TASK, load_prepared, raise_if_stopped
+from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import attack_samples, sample_tensors, train_classifier
+from tasks.stopping import raise_if_stopped
 
 
 def attacker_pool(partition: pd.DataFrame) -> np.ndarray:

@@ -10,8 +10,9 @@ from seqmia.config import Params
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
-from tasks.common import ARTEFACT_TASK, load_prepared, raise_if_stopped
+from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import part_tensors, train_classifier
+from tasks.stopping import raise_if_stopped
 
 
 @task(**ARTEFACT_TASK, task_run_name="train-{role}")

@@ -75,7 +75,7 @@ def tiny_params(**train) -> dict:
     params["partition"].update(
         unit="per_class", target_in=3, target_out=3, shadow_in=3, shadow_out=3, distill=4
     )
-    params["train"].update(epochs=2, batch_size=10, **train)
+    params["train"].update({"epochs": 2, "batch_size": 10, **train})
     params["reference"]["models"] = 1
     params["distill"]["epochs"] = 2
     return params
