@@ -194,6 +194,14 @@ def test_cifar_pickle_refusal_reaches_the_prepare_stage_as_exit_2(tmp_path, pref
     assert files_under(repo) == before  # nothing written, not even data/prepared/
 
 
+def test_truncated_cifar_batch_named(tmp_path):
+    folder = _cifar10_folder(tmp_path, protocol=2)
+    _truncate(folder / "data_batch_3", 0.5)
+    with pytest.raises(DamagedFileError) as err:
+        load_dataset("cifar10", tmp_path)
+    assert str(folder / "data_batch_3") in str(err.value) and "re-download" in str(err.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. A failing task stops its stage
 
