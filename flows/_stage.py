@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 from prefect.task_runners import TaskRunner
 
+from seqmia.artifacts import remove_stale_temporaries
 from seqmia.config import Params, load_params
 from seqmia.errors import UserError
 from seqmia.layout import Layout
-from seqmia.runtime import threads_per_worker
+from seqmia.runtime import resolve_device, threads_per_worker
 
 # Where a stage's tasks run: "threads" (default: a thread pool in the stage's process) or "dask"
 # (a Dask cluster: the one at SEQMIA_DASK_ADDRESS, else a local cluster of worker processes).
 RUNNER_ENV = "SEQMIA_TASK_RUNNER"
 DASK_ADDRESS_ENV = "SEQMIA_DASK_ADDRESS"
+# Seconds to wait for the Prefect API's health endpoint before a stage gives up on it.
+API_TIMEOUT_ENV = "SEQMIA_API_TIMEOUT"
 
 
 def setup(params_file: str, concurrent_workers: int = 1) -> tuple[Params, Layout]:
@@ -58,6 +63,60 @@ def chosen_runner(workers: int) -> TaskRunner | None:
     raise UserError(f"{RUNNER_ENV} must be 'threads' or 'dask', got {kind!r}")
 
 
+class _NoUserErrorTraceback(logging.Filter):
+    """Keep Prefect's one-line log of a failed task or flow, but drop the traceback when the
+    failure is a ``UserError``: the stage prints that error in one line and exits 2."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_user_error_tracebacks() -> None:
+    """Install ``_NoUserErrorTraceback`` on the loggers of Prefect's task and flow runs."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_NoUserErrorTraceback())
+
+
+def check_api_answers() -> None:
+    """Refuse, in one line, a configured Prefect API that does not answer its health check in
+    ``$SEQMIA_API_TIMEOUT`` seconds (default 20): a server that accepts connections but never
+    replies would otherwise stall the stage for minutes of client retries without output."""
+    import urllib.error
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = (PREFECT_API_URL.value() or "").rstrip("/")
+    if not url:
+        return  # no server configured: Prefect starts a temporary local one
+    timeout = float(os.environ.get(API_TIMEOUT_ENV) or 20)
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError as err:
+        problem = f"answered HTTP {err.code}"
+    except (TimeoutError, urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        timed_out = isinstance(reason, TimeoutError) or "timed out" in str(reason)
+        problem = f"did not answer within {timeout:g} s" if timed_out else f"failed: {reason}"
+    raise UserError(
+        f"the Prefect API at {url} (PREFECT_API_URL) {problem}; start or restart that server, "
+        "or unset PREFECT_API_URL to run with a temporary local one"
+    )
+
+
+def stage_outputs(root: Path, stage: str) -> list[Path]:
+    """The outs, metrics and plots that dvc.yaml declares for ``stage`` (none if not listed)."""
+    dvc_file = root / "dvc.yaml"
+    if not dvc_file.is_file():
+        return []
+    spec = (yaml.safe_load(dvc_file.read_text()) or {}).get("stages", {}).get(stage, {})
+    entries = [e for key in ("outs", "metrics", "plots") for e in spec.get(key, [])]
+    return [root / (next(iter(e)) if isinstance(e, dict) else e) for e in entries]
+
+
 def run(flow: Callable[..., object], description: str, workers: int = 1) -> None:
     """Command line of a stage: validate params before any work, then run ``flow``.
 
@@ -68,7 +127,11 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args()
     try:
-        load_params(args.params)  # fail fast, before Prefect starts anything
+        params = load_params(args.params)  # fail fast, before Prefect starts anything
+        resolve_device(params.device)  # a device this machine lacks, before any work
+        check_api_answers()
+        quiet_user_error_tracebacks()
+        remove_stale_temporaries(stage_outputs(Path(args.params).resolve().parent, flow.name))
         runner = chosen_runner(workers)
         if runner is not None:
             flow = flow.with_options(task_runner=runner)

@@ -5,15 +5,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
 from seqmia.config import ROLES
+from tasks.common import check_inputs
 from tasks.distill import distill_role
+from tasks.stopping import results_or_stop
 
 
 @flow(name="distill", task_runner=ThreadPoolTaskRunner(max_workers=len(ROLES)))
 def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     """Distil target and shadow side by side on the shared distillation part."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
+    teachers = [layout.model_file(role) for role in ROLES]
+    check_inputs([layout.dataset_file, layout.partition_file, *teachers])
     runs = [distill_role.submit(role, params, layout) for role in ROLES]
-    return [r.result() for r in runs]
+    return results_or_stop(runs)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._stage import run, setup
 from seqmia.config import load_params
 from seqmia.runtime import available_cpus
+from tasks.common import check_inputs
 from tasks.reference import train_reference
+from tasks.stopping import results_or_stop
 
 WORKERS = 2
 
@@ -16,8 +18,9 @@ def reference_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train ``reference.models`` models side by side, each on its own draw of shadow data."""
     count = load_params(params_file).reference.models
     params, layout = setup(params_file, concurrent_workers=min(count, WORKERS, available_cpus()))
+    check_inputs([layout.dataset_file, layout.partition_file])
     runs = [train_reference.submit(i, params, layout) for i in range(1, count + 1)]
-    return [r.result() for r in runs]
+    return results_or_stop(runs)
 
 
 if __name__ == "__main__":

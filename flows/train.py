@@ -5,6 +5,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
 from seqmia.config import ROLES
+from tasks.common import check_inputs
+from tasks.stopping import results_or_stop
 from tasks.train import train_role
 
 
@@ -12,8 +14,9 @@ from tasks.train import train_role
 def train_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train target and shadow side by side, each on its own members with the same recipe."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
+    check_inputs([layout.dataset_file, layout.partition_file])
     runs = [train_role.submit(role, params, layout) for role in ROLES]
-    return [r.result() for r in runs]
+    return results_or_stop(runs)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ renames it over the destination (``os.replace`` is atomic on POSIX within one fi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
+from seqmia.errors import DamagedFileError, UserError, first_line
 
 
 def _read_umask() -> int:
@@ -45,6 +49,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(outputs: list[Path]) -> list[Path]:
+    """Delete the temporary files ``atomic_path`` leaves when killed: ``.NAME.XXXX.tmp`` beside
+    each output file ``NAME``, and any ``.*.tmp`` inside each output folder. Returns them."""
+    stale: list[Path] = []
+    for out in outputs:
+        if out.is_dir():
+            stale += [p for p in out.rglob(".*.tmp") if p.is_file()]
+        elif out.parent.is_dir():
+            stale += [p for p in out.parent.glob(f".{out.name}.*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -77,9 +95,32 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez(fh, **arrays)
 
 
+# Key under which ``save_state_dict`` stores the SHA-256 of the weights inside the file itself,
+# so the check travels with the file through DVC's cache, checkouts and copies.
+CHECKSUM_KEY = "_sha256"
+RESTORE_HINT = (
+    "restore it with `dvc checkout`, or rerun the stage that writes it (`dvc repro -f <stage>`)"
+)
+
+
+class UntrustedFileError(UserError, pickle.UnpicklingError):
+    """A file that would need unpickling arbitrary objects (possibly code) to be read."""
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """SHA-256 over every entry's name, dtype, shape and bytes (sorted by name), as (32,) uint8."""
+    digest = hashlib.sha256()
+    for name in sorted(k for k in state if k != CHECKSUM_KEY):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+
+
 def save_state_dict(path: str | Path, module: torch.nn.Module) -> None:
-    """Save ``module``'s state dict (tensors on CPU), atomically."""
+    """Save ``module``'s state dict (tensors on CPU) with its checksum, atomically."""
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    state[CHECKSUM_KEY] = weights_digest(state)
     # Serialise to memory first: torch.save names the archive's records after the file it writes
     # to, and the random temporary name would make identical weights differ byte for byte.
     buffer = io.BytesIO()
@@ -89,5 +130,29 @@ def save_state_dict(path: str | Path, module: torch.nn.Module) -> None:
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a state dict saved by ``save_state_dict``; refuses pickled code (weights only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a state dict saved by ``save_state_dict``; refuses pickled code (weights only), and a
+    file that is damaged or whose weights no longer match their recorded checksum, with a
+    ``DamagedFileError`` naming the file. Weights saved elsewhere (no checksum) load unchecked."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DamagedFileError(f"{path} is missing; {RESTORE_HINT}") from None
+    except pickle.UnpicklingError as err:
+        raise UntrustedFileError(
+            f"{path} holds pickled objects besides tensors; refused, since loading them could run "
+            f"code ({first_line(err)}); save plain state dicts only"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise DamagedFileError(
+            f"{path} cannot be read as saved weights ({first_line(err)}); {RESTORE_HINT}"
+        ) from None
+    if not isinstance(state, dict):
+        raise DamagedFileError(f"{path} does not hold a state dict; {RESTORE_HINT}")
+    recorded = state.pop(CHECKSUM_KEY, None)
+    if recorded is not None and not torch.equal(recorded, weights_digest(state)):
+        raise DamagedFileError(
+            f"{path} changed after it was written (its weights do not match the SHA-256 recorded "
+            f"in it); {RESTORE_HINT}"
+        )
+    return state

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqmia.errors import UserError
 from seqmia.evaluation import auc, roc_curve
 from seqmia.optim import decay_groups, step_lr
 
@@ -262,6 +263,12 @@ def split_holdout(members: np.ndarray, fraction: float, seed: int) -> tuple[np.n
     for value in (0, 1):
         rows = rng.permutation(np.flatnonzero(members == value))
         cut = int(round(fraction * len(rows)))
+        if not 0 < cut < len(rows):  # an empty side would fail only after the first epoch
+            raise UserError(
+                f"val_fraction {fraction} holds out {cut} of the {len(rows)} shadow "
+                f"{'members' if value else 'non-members'}; it must hold out at least one and "
+                "leave at least one: change val_fraction or the partition sizes"
+            )
         val.append(rows[:cut])
         train.append(rows[cut:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))

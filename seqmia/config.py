@@ -9,6 +9,7 @@ key, a missing key, a value of the wrong type or outside its allowed set stops w
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -279,6 +280,8 @@ def _describe(tp: Any) -> str:
         return "an integer"
     if tp is str:
         return "a string"
+    if dataclasses.is_dataclass(tp):
+        return f"a section with keys {[f.name for f in dataclasses.fields(tp)]}"
     return str(tp)
 
 
@@ -305,6 +308,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     }[tp](value)
     if not ok:
         raise ParamsError(f"params key '{key}' must be {_describe(tp)}, got {value!r}")
+    if tp is float and not math.isfinite(value):  # YAML's .inf / .nan would fail deep in a run
+        raise ParamsError(f"params key '{key}' must be a finite number, got {value!r}")
     return float(value) if tp is float else value
 
 
@@ -323,7 +328,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for name in fields:
         key = f"{prefix}.{name}" if prefix else name
         if name not in raw:
-            raise ParamsError(f"missing params key '{key}' (expected {_describe(hints[name])})")
+            what = "section" if dataclasses.is_dataclass(hints[name]) else "params key"
+            raise ParamsError(f"missing {what} '{key}' (expected {_describe(hints[name])})")
         value = _convert(raw[name], hints[name], key)
         if key in _RULES and not _RULES[key][0](value):
             raise ParamsError(f"params key '{key}' must be {_RULES[key][1]}, got {raw[name]!r}")
@@ -354,10 +360,43 @@ def _check_combinations(params: Params) -> None:
         )
 
 
+# Classes of the named datasets, where the publisher fixes them: lets per-class part sizes be
+# turned into sample counts before any data is read.
+KNOWN_CLASS_COUNTS = {
+    "cifar10": 10, "cifar100": 100, "cinic10": 10, "gtsrb": 43, "mnist": 10, "fashion_mnist": 10,
+    "location": 30, "purchase100": 100, "texas100": 100, "news20": 20,
+}  # fmt: skip
+
+
+def _check_holdouts(params: Params) -> None:
+    """Every section with a ``val_fraction`` must hold out at least one shadow member and one
+    non-member (the stratified split rounds ``val_fraction * count`` per side), and leave one of
+    each to train on. Counts come from the partition sizes; per-class sizes need the class count,
+    known for named datasets (``imagefolder`` is checked when the attack stage splits)."""
+    part = params.partition
+    classes = 1 if part.unit == "total" else KNOWN_CLASS_COUNTS.get(params.data.name)
+    if classes is None:
+        return
+    sides = {"shadow_in": part.shadow_in * classes, "shadow_out": part.shadow_out * classes}
+    for field in dataclasses.fields(params):
+        fraction = getattr(getattr(params, field.name), "val_fraction", None)
+        if fraction is None:
+            continue
+        for side, count in sides.items():
+            held = round(fraction * count)
+            if held < 1 or held >= count:
+                raise ParamsError(
+                    f"params key '{field.name}.val_fraction' is {fraction}, which holds out "
+                    f"{held} of the {count} {side} samples; it must hold out at least one and "
+                    f"leave at least one (raise or lower it, or enlarge partition.{side})"
+                )
+
+
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params document and return it as typed ``Params``."""
     params = _build(Params, raw, "")
     _check_combinations(params)
+    _check_holdouts(params)
     return params
 
 

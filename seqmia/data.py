@@ -9,12 +9,16 @@ dataset by name, ``seqmia.tabular`` and ``seqmia.text`` read the non-image sets.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import os
+import tarfile
+import tempfile
 import warnings
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import torch
 from PIL import Image
 from torchvision.io import decode_image
 
-from seqmia.errors import UserError
+from seqmia.errors import DamagedFileError, UserError, first_line
 
 # torchvision 0.29 marks its image decoders deprecated in favour of torchcodec; they are still the
 # fastest way to decode small JPEG/PNG files with the pinned release, so keep them quietly.
@@ -64,16 +68,45 @@ def data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
 
+def _visible(folder: Path) -> list[Path]:
+    """Entries of ``folder`` sorted by name, without hidden ones (``.ipynb_checkpoints``,
+    ``.DS_Store``, editor backups): they are never classes or samples."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def _list_image_folder(split_dir: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Classes (sorted folder names) and (file, class index) pairs of one ImageFolder split."""
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    files = [
-        (f, label)
-        for label, name in enumerate(classes)
-        for f in sorted((split_dir / name).iterdir())
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    """Classes (sorted folder names) and (file, class index) pairs of one ImageFolder split.
+
+    Raises ``UserError`` naming a class folder that holds no image file (it would become a class
+    without samples and shift every later label)."""
+    classes = [p.name for p in _visible(split_dir) if p.is_dir()]
+    files = []
+    for label, name in enumerate(classes):
+        images = [f for f in _visible(split_dir / name) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise UserError(
+                f"class folder {split_dir / name} holds no image files "
+                f"({', '.join(IMAGE_SUFFIXES)}); add its images or remove the folder"
+            )
+        files += [(f, label) for f in images]
     return classes, files
+
+
+def _read_image(path: Path, blob: bytes) -> np.ndarray:
+    """The bytes ``blob`` of image file ``path`` as (H, W, C) uint8; a ``DamagedFileError``
+    naming the file if it is not a readable image."""
+    if not blob:
+        raise DamagedFileError(
+            f"image file {path} is empty (0 bytes); replace it from the dataset's source "
+            "(re-download) or delete it"
+        )
+    try:
+        return _decode(blob)
+    except (OSError, RuntimeError, ValueError, SyntaxError) as err:  # PIL's errors for bad files
+        raise DamagedFileError(
+            f"image file {path} cannot be decoded ({first_line(err)}): truncated, corrupt or "
+            "not an image; replace it from the dataset's source (re-download) or delete it"
+        ) from None
 
 
 def _decode(blob: bytes) -> np.ndarray:
@@ -110,7 +143,13 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
         if classes is None:
             classes = split_classes
         elif split_classes != classes:
-            raise ValueError(f"class folders of {folder / split} differ from those of {present[0]}")
+            only_first = sorted(set(classes) - set(split_classes))
+            only_here = sorted(set(split_classes) - set(classes))
+            raise UserError(
+                f"class folders of {folder / split} differ from those of "
+                f"{folder / present[0]}: missing in {split}: {only_first or 'none'}, "
+                f"missing in {present[0]}: {only_here or 'none'}; give both splits the same classes"
+            )
         entries += [(f, label, split) for f, label in files]
     if not entries:
         raise DatasetNotFoundError(f"no image files under {folder}")
@@ -122,7 +161,8 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
         digest.update(hashlib.sha256(blob).digest())
     # PIL releases the GIL while decoding, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        images = list(pool.map(_decode, blobs, chunksize=256))
+        paths = [f for f, _, _ in entries]
+        images = list(pool.map(_read_image, paths, blobs, chunksize=256))
     shapes = {im.shape for im in images}
     if len(shapes) != 1:
         raise ValueError(f"images under {folder} differ in size: {sorted(shapes)[:3]}")
@@ -163,6 +203,34 @@ def download_url(url: str, dest: Path) -> Path:
             out.write(chunk)
     partial.replace(dest)
     return dest
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the errors of a truncated or corrupt data file read inside the block (``EOFError``,
+    tar/gzip/zlib errors, ``OSError``) into a ``DamagedFileError`` that names ``path``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (EOFError, OSError, tarfile.TarError, zlib.error, ValueError, KeyError) as err:
+        raise DamagedFileError(
+            f"data file {path} is truncated or corrupt ({type(err).__name__}: {first_line(err)}); "
+            "replace it with a fresh copy from its publisher (re-download)"
+        ) from None
+
+
+def extract_archive(archive: Path, dest: Path) -> None:
+    """Extract the tar ``archive`` into ``dest``: first into a temporary folder beside it, then
+    move each top-level entry into place, so an interrupted extraction never leaves a half tree
+    that a later run would read as the dataset. Entries already at ``dest`` are kept."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".extract-", dir=dest) as tmp:
+        with reading(archive), tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        for entry in sorted(Path(tmp).iterdir()):
+            if not (dest / entry.name).exists():
+                entry.rename(dest / entry.name)
 
 
 def is_image(x: np.ndarray) -> bool:

@@ -6,16 +6,23 @@ import os
 
 import torch
 
+from seqmia.errors import UserError
+
 
 def resolve_device(requested: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; otherwise the named device (must exist)."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device '{requested}' asked for in params.yaml, but CUDA is not available"
-        )
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if device.index is None else device.index
+        if index >= count:
+            have = f"only {count} CUDA device(s)" if count else "no CUDA device"
+            raise UserError(
+                f"params key 'device' is '{requested}', but this machine has {have}; "
+                "use device: auto or cpu"
+            )
     return device
 
 

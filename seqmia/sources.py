@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,12 @@ from seqmia.data import (
     DatasetNotFoundError,
     RawDataset,
     download_url,
+    extract_archive,
     hash_files,
     read_image_folder,
+    reading,
 )
+from seqmia.errors import DamagedFileError, first_line
 from seqmia.tabular import load_tabular
 from seqmia.text import load_news20
 
@@ -67,9 +69,48 @@ def _not_found(what: str, looked: list[Path], how: str) -> DatasetNotFoundError:
 # CIFAR-10 / CIFAR-100: torchvision's python-pickle layout
 
 
+# The only globals a CIFAR python batch references: numpy's array reconstruction (protocol 2, as
+# the publisher's Python 2 pickles store ``data``; ``_frombuffer`` for protocol 5 re-dumps),
+# under numpy 1's and numpy 2's module names, and ``_codecs.encode``, which protocol-2 pickles
+# written by Python 3 use to rebuild bytes from text. Anything else could run code.
+_CIFAR_PICKLE_GLOBALS = frozenset(
+    (module, name)
+    for package in ("numpy.core", "numpy._core")
+    for module, name in (
+        (f"{package}.multiarray", "_reconstruct"),
+        (f"{package}.numeric", "_frombuffer"),
+    )
+) | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: dicts, lists, strings, bytes, numbers and numpy arrays."""
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in _CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    with path.open("rb") as fh:
-        return pickle.load(fh, encoding="latin1")
+    """One CIFAR python batch (a pickled dict) without running code: a ``DamagedFileError``
+    naming the file if it refers to anything but plain data or is not a readable pickle."""
+    try:
+        with path.open("rb") as fh:
+            batch = _PlainDataUnpickler(fh, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise DamagedFileError(
+            f"CIFAR batch {path} is not plain data ({first_line(err)}); refused, since "
+            "unpickling it could run code: replace it with the publisher's file (re-download)"
+        ) from None
+    except (EOFError, OSError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise DamagedFileError(
+            f"CIFAR batch {path} is truncated or corrupt ({type(err).__name__}: "
+            f"{first_line(err)}); replace it with the publisher's file (re-download)"
+        ) from None
+    if not isinstance(batch, dict):
+        raise DamagedFileError(f"CIFAR batch {path} does not hold a dict; re-download it")
+    return batch
 
 
 def read_cifar_python(folder: Path, fine: bool) -> RawDataset:
@@ -160,8 +201,10 @@ def read_idx_dataset(raw_dir: Path, classes: list[str]) -> RawDataset:
         raise DatasetNotFoundError(f"IDX files {missing} (or .gz) missing in {raw_dir.resolve()}")
     xs, ys, splits = [], [], []
     for split, (images, labels) in files.items():
-        x = read_idx(images)
-        y = read_idx(labels).astype(np.int64)
+        with reading(images):
+            x = read_idx(images)
+        with reading(labels):
+            y = read_idx(labels).astype(np.int64)
         if x.ndim != 3 or len(x) != len(y):
             raise ValueError(f"{images} and {labels} do not pair up: {x.shape} vs {y.shape}")
         xs.append(x[..., None])  # grey images keep one channel: (n, H, W, 1)
@@ -257,8 +300,7 @@ def load_cinic10(root: Path, download: bool) -> RawDataset:
     folder = root / "cinic10"
     if not (folder / "train").is_dir() and download:
         archive = download_url(CINIC10_URL, folder / "CINIC-10.tar.gz")
-        with tarfile.open(archive) as tar:
-            tar.extractall(folder, filter="data")
+        extract_archive(archive, folder)
     if not (folder / "train").is_dir():
         raise _not_found("CINIC-10", [folder / "train"], f"its publisher's archive {CINIC10_URL}")
     return read_image_folder(folder, splits=("train", "valid", "test"))

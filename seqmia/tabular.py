@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqmia.data import DATA_ROOT_ENV, DatasetNotFoundError, RawDataset, download_url, hash_files
+from seqmia.data import (
+    DATA_ROOT_ENV,
+    DatasetNotFoundError,
+    RawDataset,
+    download_url,
+    hash_files,
+    reading,
+)
+from seqmia.errors import UserError
 
 PUBLISHER_URL = "https://github.com/privacytrustlab/datasets/raw/master/"
 
@@ -42,7 +50,7 @@ TABULAR = {
 }
 
 
-class TabularFormatError(ValueError):
+class TabularFormatError(UserError, ValueError):
     """The archive does not hold rows in the publisher's form."""
 
 
@@ -90,7 +98,8 @@ def parse_tabular_archive(archive: Path) -> tuple[np.ndarray, np.ndarray, list[s
 
 def read_tabular(archive: Path) -> RawDataset:
     """A publisher's tgz as a ``RawDataset``: x (N, D) float32, y (N,) 0…C-1, one split "all"."""
-    x, y, classes, members = parse_tabular_archive(archive)
+    with reading(archive):
+        x, y, classes, members = parse_tabular_archive(archive)
     sha = hash_files([archive], archive.parent)[1][archive.name]  # the file's own SHA-256
     return RawDataset(
         x=x,

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seqmia.data import DATA_ROOT_ENV, DatasetNotFoundError, RawDataset, download_url, hash_files
+from seqmia.data import (
+    DATA_ROOT_ENV,
+    DatasetNotFoundError,
+    RawDataset,
+    download_url,
+    hash_files,
+    reading,
+)
 
 ARCHIVE_NAME = "20news-bydate.tar.gz"
 # The URL scikit-learn's fetch_20newsgroups downloads the same archive from.
@@ -64,7 +71,8 @@ def tfidf_features(texts: list[str], fit_mask: np.ndarray, vocab_size: int) -> n
 
 def read_news20(archive: Path, vocab_size: int) -> RawDataset:
     """The bydate archive as TF-IDF vectors. x (N, V) float32, y (N,) index of the group."""
-    texts, group_of, split_of, groups = read_bydate_archive(archive)
+    with reading(archive):
+        texts, group_of, split_of, groups = read_bydate_archive(archive)
     split = np.array(split_of)
     x = tfidf_features(texts, split == "train", vocab_size)
     index = {g: i for i, g in enumerate(groups)}

@@ -41,6 +41,11 @@ class Recipe:
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+class TrainingStopped(Exception):
+    """``fit`` stopped early because its ``should_stop`` callback said so (e.g. a sibling task
+    of the same stage failed, so finishing this one would only waste time)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochStats:
     """What one epoch did; handed to the ``on_epoch`` callback."""
@@ -113,6 +118,7 @@ def fit(
     generator: torch.Generator,
     temperature: float = 1.0,
     on_epoch: Callable[[EpochStats, nn.Module], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> nn.Module:
     """Train ``model`` in place and return it.
 
@@ -120,6 +126,8 @@ def fit(
     targets: (N,) int64 class labels (cross-entropy) or (N, classes) float teacher posteriors
     (soft-label distillation at ``temperature``; the student's logits are divided by it).
     ``on_epoch(stats, model)`` runs after every epoch, e.g. to log or save a snapshot.
+    ``should_stop()`` is asked before every batch; when it returns True, ``fit`` raises
+    ``TrainingStopped`` and the model is left half-trained.
     """
     soft = targets.is_floating_point()
     fmt = _memory_format(inputs)
@@ -146,6 +154,8 @@ def fit(
         total_loss = torch.zeros((), device=inputs.device)
         correct = torch.zeros((), device=inputs.device, dtype=torch.long)
         for start in range(0, n, recipe.batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped(f"stopped in epoch {epoch + 1} of {recipe.epochs}")
             idx = order[start : start + recipe.batch_size]
             x, y = inputs[idx], targets[idx]
             if recipe.augment:

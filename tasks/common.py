@@ -1,4 +1,5 @@
-"""What every task shares: the no-cache task options and the once-per-process dataset load."""
+"""What every task shares: the no-cache task options, the once-per-process dataset load and the
+check that a stage's inputs load before any task starts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from prefect.cache_policies import NO_CACHE
+
+from seqmia.artifacts import RESTORE_HINT, load_state_dict
+from seqmia.errors import DamagedFileError, UserError, first_line
 
 # Keyword arguments of every task that writes artefacts (see tasks/__init__.py).
 ARTEFACT_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -26,3 +31,25 @@ def load_prepared(path: Path) -> dict[str, np.ndarray]:
     process and shared by concurrent tasks."""
     with _load_lock:
         return _load_npz(str(path), path.stat().st_mtime)
+
+
+def check_inputs(paths: list[Path]) -> None:
+    """Load every input a stage's tasks will read (``.npz``, ``.parquet``, ``.pt``), before any
+    task starts; a missing or damaged one stops the stage with a ``DamagedFileError`` naming it."""
+    for path in paths:
+        if not path.exists():
+            raise DamagedFileError(f"input {path} is missing; run the stage that writes it first")
+        try:
+            if path.suffix == ".npz":
+                load_prepared(path)
+            elif path.suffix == ".parquet":
+                pd.read_parquet(path)
+            elif path.suffix == ".pt":
+                load_state_dict(path)
+        except UserError:
+            raise
+        except Exception as err:  # noqa: BLE001 - each reader has its own errors for a bad file
+            raise DamagedFileError(
+                f"input {path} cannot be read ({type(err).__name__}: {first_line(err)}); "
+                f"{RESTORE_HINT}"
+            ) from None

@@ -22,6 +22,7 @@ from tasks.models import (
     part_tensors,
     recipe_from,
 )
+from tasks.stopping import raise_if_stopped, stop_requested
 
 
 def distill_epochs(params: Params, role: str) -> tuple[int, int]:
@@ -56,6 +57,7 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
     def on_epoch(stats, model) -> None:
         log(stats)
         if stats.epoch > skipped:
+            raise_if_stopped()
             save_state_dict(layout.snapshot_file(role, stats.epoch - skipped), model)
 
     started = time.perf_counter()
@@ -67,6 +69,7 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
         generator,
         temperature=temperature,
         on_epoch=on_epoch,
+        should_stop=stop_requested,
     )
     seconds = time.perf_counter() - started
     logger.info("%s: %d snapshots in %.0fs", role, params.distill.epochs, seconds)

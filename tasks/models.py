@@ -20,6 +20,7 @@ from seqmia.runtime import resolve_precision
 from seqmia.seeding import make_generator
 from seqmia.training import Recipe, accuracy, fit, predict_logits
 from tasks.common import load_prepared
+from tasks.stopping import stop_requested
 
 
 def part_tensors(
@@ -146,7 +147,7 @@ def train_classifier(
     started = time.perf_counter()
     fit(
         model, x_train.to(device), y_train.to(device), recipe_from(params.train, device), generator,
-        on_epoch=on_epoch,
+        on_epoch=on_epoch, should_stop=stop_requested,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     report = {

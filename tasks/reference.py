@@ -22,6 +22,7 @@ from seqmia.seeding import derive_seed, make_generator
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import attack_samples, sample_tensors, train_classifier
+from tasks.stopping import raise_if_stopped
 
 
 def attacker_pool(partition: pd.DataFrame) -> np.ndarray:
@@ -63,6 +64,7 @@ def train_reference(index: int, params: Params, layout: Layout) -> dict:
         logits = predict_logits(model, inputs).numpy()
         frame = samples[["sample_id"]].assign(role=role, in_training=samples["sample_id"].isin(ids))
         frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))
+    raise_if_stopped()
     save_state_dict(layout.reference_model_file(index), model)
     write_json(layout.reference_report(index), {"index": index, **report})
     write_parquet(layout.reference_logits_file(index), pd.concat(frames, ignore_index=True))

@@ -12,6 +12,7 @@ from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import part_tensors, train_classifier
+from tasks.stopping import raise_if_stopped
 
 
 @task(**ARTEFACT_TASK, task_run_name="train-{role}")
@@ -26,6 +27,7 @@ def train_role(role: str, params: Params, layout: Layout) -> dict:
         make_generator(params.seed, "train", role), resolve_device(params.device),
         get_run_logger(), label=role,
     )  # fmt: skip
+    raise_if_stopped()
     save_state_dict(layout.model_file(role), model)
     write_json(layout.model_report(role), {"role": role, **report})
     return {"role": role, **{k: report[k] for k in ("train_accuracy", "test_accuracy", "seconds")}}
