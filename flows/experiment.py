@@ -135,12 +135,29 @@ def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
             ["dvc", "config", "--local", "cache.dir", str((repo / cache).resolve())],
             cwd=workspace, check=True, capture_output=True,
         )  # fmt: skip
+        absolute_remotes(repo, workspace)
         yield workspace
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(workspace)], cwd=repo,
                        capture_output=True)  # fmt: skip
         shutil.rmtree(parent, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
+
+
+def absolute_remotes(repo: Path, workspace: Path) -> None:
+    """Point the workspace at the repository's local-folder remotes by absolute path: a relative
+    remote path in ``.dvc/config`` is relative to that file, another folder in the workspace.
+    (``dvc remote list`` prints local paths resolved.)"""
+    listed = subprocess.run(
+        ["dvc", "remote", "list"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    for line in listed.splitlines():
+        name, url, *_ = [*line.split(), ""]
+        if url and "://" not in url and Path(url).is_absolute():
+            subprocess.run(
+                ["dvc", "remote", "modify", "--local", name, "url", url],
+                cwd=workspace, check=True, capture_output=True,
+            )  # fmt: skip
 
 
 def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
@@ -213,12 +230,12 @@ def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 def record_markdown(record: Mapping[str, Any]) -> str:
     """The experiment record as a short Markdown page (a Prefect artifact)."""
+    requested = json.dumps(record["overrides"]) if record["overrides"] else "none"
     lines = [
         f"**Experiment** `{record['name']}` on base commit `{record['base'][:12]}`"
         f" (`{record['rev']}`), Prefect flow run `{record['flow_run_id']}`",
         "",
-        "Requested overrides: " + (json.dumps(record["overrides"]) if record["overrides"] else
-                                   "none"),  # fmt: skip
+        f"Requested overrides: {requested}",
         "",
         "| params key | base | this run |",
         "|---|---|---|",
@@ -315,6 +332,9 @@ def main() -> None:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stages stopped, workspace removed
+        print("experiment stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
