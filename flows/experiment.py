@@ -274,6 +274,12 @@ def experiment_flow(
     base_params = yaml.safe_load(git("show", f"{base}:{PARAMS}", cwd=repo))
     check_preset(base_params, overrides)
     name = experiment_name(name)
+    taken = subprocess.run(
+        ["git", "show-ref", "--verify", "--quiet", f"refs/exps/{base[:2]}/{base[2:]}/{name}"],
+        cwd=repo,
+    )  # refuse before any work, not at `dvc exp save` after all of it
+    if taken.returncode == 0:
+        raise UserError(f"experiment name {name!r} is already used on {base[:12]}; pick another")
     logger.info("experiment %s: %s at %s with overrides %s", name, rev, base[:12], overrides)
 
     with workspace_at(repo, base, name) as workspace:
