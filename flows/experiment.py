@@ -334,7 +334,13 @@ def main() -> None:
         if args.serve:
             experiment_flow.serve(name=SERVE_DEPLOYMENT)
             return
-        experiment_flow(overrides=parse_overrides(args.set), name=args.name, rev=args.rev)
+        overrides = parse_overrides(args.set)
+        try:  # fail fast, before Prefect starts anything (the flow checks again)
+            base_params = git("show", f"{args.rev}:{PARAMS}", cwd=Path.cwd())
+        except RuntimeError as err:
+            raise UserError(f"--rev {args.rev!r}: no {PARAMS} at that revision ({err})") from err
+        check_preset(yaml.safe_load(base_params), overrides)
+        experiment_flow(overrides=overrides, name=args.name, rev=args.rev)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
