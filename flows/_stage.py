@@ -8,9 +8,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from uuid import UUID
 
 import torch
 import yaml
+from prefect import Flow
+from prefect.client.orchestration import get_client
+from prefect.flow_engine import run_flow
+from prefect.states import Pending
 from prefect.task_runners import TaskRunner
 
 from seqmia.artifacts import remove_stale_temporaries
@@ -117,6 +122,27 @@ def stage_outputs(root: Path, stage: str) -> list[Path]:
     return [root / (next(iter(e)) if isinstance(e, dict) else e) for e in entries]
 
 
+# Set by the experiment flow: this stage's flow run becomes a child of that task run (the
+# experiment's per-stage task), so the UI shows one experiment run with its stages inside.
+PARENT_ENV = "SEQMIA_PARENT_TASK_RUN_ID"
+RUN_NAME_ENV = "SEQMIA_STAGE_RUN_NAME"
+
+
+def call_flow(flow: Flow, parameters: dict) -> None:
+    """Run ``flow``, as a child of the task run named by ``$SEQMIA_PARENT_TASK_RUN_ID`` if set
+    (Prefect links a flow run to its parent through ``parent_task_run_id``)."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        flow(**parameters)
+        return
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(
+            flow, name=os.environ.get(RUN_NAME_ENV), parameters=parameters,
+            parent_task_run_id=UUID(parent), state=Pending(),
+        )  # fmt: skip
+    run_flow(flow, flow_run=flow_run, parameters=parameters)
+
+
 def run(flow: Callable[..., object], description: str, workers: int = 1) -> None:
     """Command line of a stage: validate params before any work, then run ``flow``.
 
@@ -135,7 +161,7 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
         runner = chosen_runner(workers)
         if runner is not None:
             flow = flow.with_options(task_runner=runner)
-        flow(params_file=args.params)
+        call_flow(flow, {"params_file": args.params})
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,52 +1,67 @@
 """Experiment: one DVC experiment as a Prefect flow run; the flow that deployments schedule.
 
     python -m flows.experiment -S attack.epochs=50 --name short-attack     # run once
+    python -m flows.experiment -S attack.lr=5e-3 --rev v1.0                # on another commit
     python -m flows.experiment --serve                                     # one-machine schedule
 
-The flow checks the overrides against the params schema and writes them into params.yaml, then
-reproduces the pipeline one stage at a time. With a DVC remote, each stage first looks in the
-remote (outputs and DVC's run-cache), so a stage already computed on any host is restored instead
-of rerun, and each finished stage is pushed at once, so an experiment cut short on one host
-continues on another from the last finished stage. ``dvc exp save`` then records the result (DVC
-stays the record: ``dvc exp show`` lists it), and the headline metrics become a Prefect table
-artifact. A failing stage fails the flow run with that stage's output in the logs.
+Every experiment is its base commit plus its own overrides, nothing else. The flow checks the
+overrides against the base's params schema and runs in a workspace of its own: a temporary git
+worktree of the repository checked out at the base (``HEAD`` unless ``rev`` names another),
+sharing the repository's DVC cache and remote, with the overrides written only into that
+worktree's params.yaml. The repository's own checkout is never touched, and two runs never share
+a working copy. Stages are reproduced one at a time, each a Prefect task whose stage flow run is
+its child, with the stage's output streamed into the log as it runs. With a DVC remote, each stage
+first looks in the remote (outputs and DVC's run-cache), so a stage any host has computed is
+restored, not rerun, and each finished stage is pushed at once, so an experiment cut short on one
+host continues on another from the last finished stage. ``dvc exp save --name`` records the result
+in the shared git repository (``dvc exp show`` lists it), with ``experiment.json`` holding the
+Prefect flow run id, the requested overrides and the effective params diff against the base; the
+flow run is named after the experiment and its artifacts carry the same record.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect import flow, get_run_logger, runtime, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
+from flows._stage import PARENT_ENV, RUN_NAME_ENV
 from seqmia.artifacts import atomic_path
 from seqmia.errors import UserError
-from seqmia.suite import check_preset
+from seqmia.suite import check_preset, parse_overrides
 
-PARAMS = Path("params.yaml")
+PARAMS = "params.yaml"
+RECORD = "experiment.json"  # the experiment's own record, saved in its git commit
+# Deployment name of ``--serve``; the pool deployment of prefect.yaml is "experiment".
+SERVE_DEPLOYMENT = "experiment-serve"
+STOP_GRACE_SECONDS = 30
 
 
-def run_dvc(*args: str) -> str:
-    """Run ``dvc args…`` in the repository, logging its output; raise with it on failure."""
-    logger = get_run_logger()
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    output = (result.stdout + result.stderr).strip()
-    for line in output.splitlines()[-200:]:
-        logger.info("%s", line)
+def git(*args: str, cwd: Path) -> str:
+    """Run ``git args…`` in ``cwd``; its stdout, stripped. Raises with its stderr on failure."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{output[-4000:]}")
-    return output
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
-def write_overrides(path: Path, overrides: dict[str, Any]) -> None:
+def write_overrides(path: Path, overrides: Mapping[str, Any]) -> None:
     """Set dotted keys in the YAML file ``path`` in place, keeping its comments and order."""
     if not overrides:
         return
@@ -67,31 +82,140 @@ def write_overrides(path: Path, overrides: dict[str, Any]) -> None:
         document.dump(tree, fh)
 
 
-def pipeline_stages() -> list[str]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: params as dotted keys (lists kept as values)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def params_diff(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every dotted key whose value differs between two parsed params documents:
+    ``{key: {"base": old, "run": new}}`` (a missing side is None)."""
+    old, now = flatten(base), flatten(new)
+    return {
+        key: {"base": old.get(key), "run": now.get(key)}
+        for key in sorted(old.keys() | now.keys())
+        if old.get(key) != now.get(key)
+    }
+
+
+def pipeline_stages(workspace: Path) -> list[str]:
     """The stages of dvc.yaml, in the order they are declared (each after its inputs)."""
-    return list(yaml.safe_load(Path("dvc.yaml").read_text())["stages"])
+    return list(yaml.safe_load((workspace / "dvc.yaml").read_text())["stages"])
+
+
+def has_remote(workspace: Path) -> bool:
+    """Whether a DVC remote is configured (shared storage between hosts)."""
+    listed = subprocess.run(
+        ["dvc", "remote", "list"], cwd=workspace, capture_output=True, text=True
+    )
+    return bool(listed.stdout.strip())
+
+
+@contextmanager
+def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
+    """A temporary git worktree of ``repo`` checked out at commit ``base`` that uses ``repo``'s DVC
+    cache and local DVC settings (remotes, credentials); removed afterwards, whatever happens."""
+    parent = Path(tempfile.mkdtemp(prefix=f"seqmia-{label}-"))
+    workspace = parent / "workspace"
+    git("worktree", "add", "--detach", str(workspace), base, cwd=repo)
+    try:
+        local = repo / ".dvc" / "config.local"
+        if local.is_file():
+            shutil.copy(local, workspace / ".dvc" / "config.local")
+        cache = subprocess.run(
+            ["dvc", "cache", "dir"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        subprocess.run(
+            ["dvc", "config", "--local", "cache.dir", str((repo / cache).resolve())],
+            cwd=workspace, check=True, capture_output=True,
+        )  # fmt: skip
+        absolute_remotes(repo, workspace)
+        yield workspace
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(workspace)], cwd=repo,
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(parent, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
+
+
+def absolute_remotes(repo: Path, workspace: Path) -> None:
+    """Point the workspace at the repository's local-folder remotes by absolute path: a relative
+    remote path in ``.dvc/config`` is relative to that file, another folder in the workspace.
+    (``dvc remote list`` prints local paths resolved.)"""
+    listed = subprocess.run(
+        ["dvc", "remote", "list"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    for line in listed.splitlines():
+        name, url, *_ = [*line.split(), ""]
+        if url and "://" not in url and Path(url).is_absolute():
+            subprocess.run(
+                ["dvc", "remote", "modify", "--local", name, "url", url],
+                cwd=workspace, check=True, capture_output=True,
+            )  # fmt: skip
+
+
+def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
+    """Run ``cmd`` in its own process group, sending each output line to the Prefect log as it
+    comes. If this flow is cancelled or stopped meanwhile, the whole group is terminated (SIGTERM,
+    then SIGKILL after a grace period), so no stage outlives its experiment. Returns the output;
+    raises with its tail if the command fails."""
+    logger = get_run_logger()
+    lines: list[str] = []
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        bufsize=1, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            logger.info("%s", lines[-1])
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            logger.warning("stopping %s (process group %d)", " ".join(cmd), proc.pid)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    output = "\n".join(lines)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")
+    return output
 
 
 @task(task_run_name="stage-{stage}")
-def reproduce_stage(stage: str, remote: bool) -> str:
+def reproduce_stage(stage: str, workspace: Path, env: Mapping[str, str], remote: bool) -> str:
     """Bring one stage up to date: restore it from the remote's run-cache if any host computed
-    it, else run it; with a remote, push its outputs and run-cache entry right away."""
-    output = run_dvc("repro", "--single-item", *(["--pull"] if remote else []), stage)
+    it, else run it as a child flow run of this task; with a remote, push it right away."""
+    env = {**env, PARENT_ENV: str(runtime.task_run.id),
+           RUN_NAME_ENV: f"{env['SEQMIA_EXPERIMENT']}-{stage}"}  # fmt: skip
+    output = stream(
+        ["dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage], workspace, env
+    )
     if remote:
-        run_dvc("push", "--run-cache", stage)
+        stream(["dvc", "push", "--run-cache", stage], workspace, env)
     return output
 
 
 @task
-def save_experiment(name: str | None) -> str:
-    """Record the workspace (params, dvc.lock, metrics) as a DVC experiment."""
-    return run_dvc("exp", "save", *(["--name", name] if name else []))
-
-
-def has_remote() -> bool:
-    """Whether a DVC remote is configured (shared storage between hosts)."""
-    listed = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True)
-    return bool(listed.stdout.strip())
+def save_experiment(workspace: Path, name: str, record: Mapping[str, Any]) -> str:
+    """Record the workspace (params, dvc.lock, metrics, ``experiment.json``) as DVC experiment
+    ``name`` in the shared git repository."""
+    (workspace / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    message = f"{name}: Prefect flow run {record['flow_run_id']}"
+    return stream(
+        ["dvc", "exp", "save", "--name", name, "--include-untracked", RECORD, "-m", message],
+        workspace, os.environ,
+    )  # fmt: skip
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -104,43 +228,125 @@ def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def record_markdown(record: Mapping[str, Any]) -> str:
+    """The experiment record as a short Markdown page (a Prefect artifact)."""
+    requested = json.dumps(record["overrides"]) if record["overrides"] else "none"
+    lines = [
+        f"**Experiment** `{record['name']}` on base commit `{record['base'][:12]}`"
+        f" (`{record['rev']}`), Prefect flow run `{record['flow_run_id']}`",
+        "",
+        f"Requested overrides: {requested}",
+        "",
+        "| params key | base | this run |",
+        "|---|---|---|",
+    ]
+    for key, change in record["params_diff"].items():
+        lines.append(f"| {key} | {json.dumps(change['base'])} | {json.dumps(change['run'])} |")
+    if not record["params_diff"]:
+        lines.append("| (none: the base's params) | | |")
+    return "\n".join(lines)
+
+
+def experiment_name(name: str | None) -> str:
+    """The experiment's name, which is also the flow run's: ``name`` if given (the flow run is
+    renamed to it), else the flow run's own generated name."""
+    run_name = runtime.flow_run.name
+    if not name or name == run_name:
+        return run_name
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(runtime.flow_run.id, name=name)
+    return name
+
+
 @flow(name="experiment")
-def experiment_flow(overrides: dict[str, Any] | None = None, name: str | None = None) -> dict:
-    """Run the pipeline as one DVC experiment with ``overrides`` (dotted params keys)."""
+def experiment_flow(
+    overrides: dict[str, Any] | None = None, name: str | None = None, rev: str = "HEAD"
+) -> dict:
+    """Run the pipeline as one DVC experiment: commit ``rev`` with ``overrides`` (dotted params
+    keys), in a workspace of its own; record it in DVC and in Prefect."""
+    logger = get_run_logger()
     overrides = overrides or {}
-    check_preset(yaml.safe_load(PARAMS.read_text()), overrides)
-    write_overrides(PARAMS, overrides)
-    remote = has_remote()
-    for stage in pipeline_stages():
-        reproduce_stage(stage, remote)
-    save_experiment(name)
-    metrics = json.loads(Path("eval/metrics.json").read_text())
+    repo = Path(git("rev-parse", "--show-toplevel", cwd=Path.cwd()))
+    try:
+        base = git("rev-parse", "--verify", f"{rev}^{{commit}}", cwd=repo)
+    except RuntimeError as err:
+        raise UserError(f"rev {rev!r} is not a commit of {repo}: {err}") from err
+    base_params = yaml.safe_load(git("show", f"{base}:{PARAMS}", cwd=repo))
+    check_preset(base_params, overrides)
+    name = experiment_name(name)
+    taken = subprocess.run(
+        ["git", "show-ref", "--verify", "--quiet", f"refs/exps/{base[:2]}/{base[2:]}/{name}"],
+        cwd=repo,
+    )  # refuse before any work, not at `dvc exp save` after all of it
+    if taken.returncode == 0:
+        raise UserError(f"experiment name {name!r} is already used on {base[:12]}; pick another")
+    logger.info("experiment %s: %s at %s with overrides %s", name, rev, base[:12], overrides)
+
+    with workspace_at(repo, base, name) as workspace:
+        write_overrides(workspace / PARAMS, overrides)
+        diff = params_diff(base_params, yaml.safe_load((workspace / PARAMS).read_text()))
+        record = {
+            "name": name, "rev": rev, "base": base, "flow_run_id": str(runtime.flow_run.id),
+            "overrides": overrides, "params_diff": diff,
+        }  # fmt: skip
+        data_root = os.environ.get("SEQMIA_DATA_ROOT") or "data/raw"
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",  # stage logs stream line by line
+            "SEQMIA_DATA_ROOT": str((repo / data_root).resolve()),
+            "SEQMIA_TIMINGS_FILE": str(repo / "logs" / "timings.jsonl"),
+            "SEQMIA_EXPERIMENT": name,
+        }
+        remote = has_remote(workspace)
+        for stage in pipeline_stages(workspace):
+            reproduce_stage(stage, workspace, env, remote)
+        save_experiment(workspace, name, record)
+        metrics = json.loads((workspace / "eval" / "metrics.json").read_text())
+
+    create_markdown_artifact(key="seqmia-experiment", markdown=record_markdown(record),
+                             description=f"Experiment {name}: what ran")  # fmt: skip
     create_table_artifact(
         key="seqmia-metrics",
         table=metrics_table(metrics),
-        description=f"Membership inference on the target model; overrides {overrides or 'none'}",
+        description=(
+            f"Experiment {name} on {base[:12]}; requested overrides {overrides or 'none'}; "
+            f"params diff against the base: "
+            + (", ".join(f"{k}: {v['base']} -> {v['run']}" for k, v in diff.items()) or "none")
+        ),
     )
-    return metrics
+    return {"experiment": record, "metrics": metrics}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--name", help="experiment name (dvc exp show)")
-    parser.add_argument("--serve", action="store_true", help="serve the flow as a deployment")
+    parser.add_argument("--name", help="experiment name (dvc exp show); default: the run's name")
+    parser.add_argument("--rev", default="HEAD", help="base git revision (default HEAD)")
+    parser.add_argument(
+        "--serve", action="store_true",
+        help=f"serve the flow as deployment experiment/{SERVE_DEPLOYMENT} (runs in this checkout)",
+    )  # fmt: skip
     args = parser.parse_args()
-    if args.serve:
-        experiment_flow.serve(name="experiment")
-        return
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
+    # A stop request (SIGTERM from a worker, kill) unwinds like Ctrl-C, so the stage's process
+    # group is terminated and the temporary workspace removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        experiment_flow(overrides=overrides, name=args.name)
+        if args.serve:
+            experiment_flow.serve(name=SERVE_DEPLOYMENT)
+            return
+        overrides = parse_overrides(args.set)
+        try:  # fail fast, before Prefect starts anything (the flow checks again)
+            base_params = git("show", f"{args.rev}:{PARAMS}", cwd=Path.cwd())
+        except RuntimeError as err:
+            raise UserError(f"--rev {args.rev!r}: no {PARAMS} at that revision ({err})") from err
+        check_preset(yaml.safe_load(base_params), overrides)
+        experiment_flow(overrides=overrides, name=args.name, rev=args.rev)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stages stopped, workspace removed
+        print("experiment stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

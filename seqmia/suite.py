@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from ruamel.yaml import YAML
 
 from seqmia.config import Params, ParamsError, params_from_dict
 
@@ -40,14 +41,35 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     for dotted, value in overrides.items():
         node = out
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             if not isinstance(node.get(part), dict):
-                raise ParamsError(f"preset key '{dotted}': params.yaml has no section '{part}'")
+                where = ".".join(parents[:depth]) or "params.yaml"
+                raise ParamsError(
+                    f"override key '{dotted}': {where} has no section '{part}'; "
+                    f"its sections: {sorted(k for k, v in node.items() if isinstance(v, dict))}"
+                )
             node = node[part]
         if leaf not in node:
-            raise ParamsError(f"preset key '{dotted}' is not a params.yaml key")
+            where = f"section '{'.'.join(parents)}'" if parents else "params.yaml's top level"
+            raise ParamsError(
+                f"override key '{dotted}' is not a params.yaml key; "
+                f"{where} has: {', '.join(sorted(node))}"
+            )
         node[leaf] = value
     return out
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` command-line overrides as ``dvc exp run -S`` reads them: each value is YAML
+    1.2 (``5e-3`` is a number, ``yes`` a string, ``[a, b]`` a list)."""
+    reader = YAML(typ="safe", pure=True)
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"override {item!r} must look like KEY=VALUE, e.g. attack.lr=5e-3")
+        overrides[key.strip()] = reader.load(value) if value.strip() else None
+    return overrides
 
 
 def check_preset(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> Params:

@@ -23,7 +23,7 @@ from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns
-from tasks.common import ARTEFACT_TASK
+from tasks.common import ARTEFACT_TASK, record_timing
 
 
 @task(**ARTEFACT_TASK)
@@ -67,8 +67,10 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
         model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator, on_epoch
     )
     seconds = time.perf_counter() - started
+    record_timing("attack", seconds)
     save_state_dict(layout.attack_model_file, model)
-    write_csv(layout.attack_history_file, pd.DataFrame([vars(r) for r in history]))
+    history_rows = pd.DataFrame([vars(r) for r in history]).drop(columns="seconds")
+    write_csv(layout.attack_history_file, history_rows)
     summary = {
         "architecture": a.architecture,
         "metrics": names,
@@ -82,8 +84,7 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
         "val_auc": history[selected - 1].val_auc,
         "train_sequences": len(train_rows),
         "val_sequences": len(val_rows),
-        "seconds": seconds,
     }
     write_json(layout.attack_summary_file, summary)
     logger.info("selected epoch %d (val AUC %.4f), %.0fs", selected, summary["val_auc"], seconds)
-    return {k: summary[k] for k in ("selected_epoch", "val_auc", "seconds")}
+    return {k: summary[k] for k in ("selected_epoch", "val_auc")}

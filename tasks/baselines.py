@@ -30,7 +30,7 @@ from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns
-from tasks.common import ARTEFACT_TASK
+from tasks.common import ARTEFACT_TASK, record_timing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +122,7 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
         model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator
     )
     seconds = time.perf_counter() - started
+    record_timing(f"baseline {spec.name}", seconds)
     scores = member_log_odds(model.cpu(), scaler(features(spec, target, b.topk)))
     logger.info(
         "%s: selected epoch %d of %d (held-out shadow AUC %.4f), %.0fs",
@@ -136,7 +137,6 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
             "input_shape": list(x.shape[1:]),
             "selected_epoch": selected,
             "val_auc": history[selected - 1].val_auc,
-            "seconds": seconds,
         },
     }
 

@@ -4,7 +4,10 @@ check that a stage's inputs load before any task starts."""
 from __future__ import annotations
 
 import functools
+import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,27 @@ from seqmia.errors import DamagedFileError, UserError, first_line
 ARTEFACT_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 _load_lock = threading.Lock()
+
+# Wall-clock timings stay out of DVC outputs (identical inputs must give identical bytes on any
+# host): they go to the Prefect log and are appended to this git-ignored file, which no stage
+# reads or writes as an output. SEQMIA_TIMINGS_FILE moves it (the experiment flow points it at
+# its repository, not at the per-run workspace).
+TIMINGS_ENV = "SEQMIA_TIMINGS_FILE"
+TIMINGS_FILE = Path("logs/timings.jsonl")
+
+
+def record_timing(what: str, seconds: float) -> None:
+    """Append ``{"what", "seconds", "at", "experiment"}`` as one JSON line to the timings file."""
+    path = Path(os.environ.get(TIMINGS_ENV) or TIMINGS_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {
+        "what": what,
+        "seconds": round(seconds, 3),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "experiment": os.environ.get("SEQMIA_EXPERIMENT", ""),
+    }
+    with path.open("a") as fh:  # one short write per line: concurrent appends stay whole lines
+        fh.write(json.dumps(line) + "\n")
 
 
 @functools.lru_cache(maxsize=2)

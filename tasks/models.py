@@ -19,7 +19,7 @@ from seqmia.partition import part_ids
 from seqmia.runtime import resolve_precision
 from seqmia.seeding import make_generator
 from seqmia.training import Recipe, accuracy, fit, predict_logits
-from tasks.common import load_prepared
+from tasks.common import load_prepared, record_timing
 from tasks.stopping import stop_requested
 
 
@@ -141,7 +141,7 @@ def train_classifier(
     log = epoch_logger(logger, f"{label} train", params.train.epochs)
 
     def on_epoch(stats, _model) -> None:
-        history.append(vars(stats))
+        history.append({k: v for k, v in vars(stats).items() if k != "seconds"})
         log(stats)
 
     started = time.perf_counter()
@@ -150,13 +150,13 @@ def train_classifier(
         on_epoch=on_epoch, should_stop=stop_requested,
     )  # fmt: skip
     seconds = time.perf_counter() - started
+    record_timing(f"{label} train", seconds)
     report = {
         "model": params.train.model,
         "parameters": count_parameters(model),
         "train_accuracy": accuracy(predict_logits(model, x_train), y_train),
         "test_accuracy": accuracy(predict_logits(model, held_out[0]), held_out[1]),
         "train_samples": len(y_train),
-        "seconds": seconds,
         "history": history,
     }
     logger.info(

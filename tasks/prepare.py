@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from prefect import get_run_logger, task
 
@@ -11,6 +14,18 @@ from seqmia.data import data_root, is_image, normalisation_stats
 from seqmia.layout import Layout
 from seqmia.sources import load_dataset
 from tasks.common import ARTEFACT_TASK
+
+
+def portable(value: Any, root: Path) -> Any:
+    """``value`` with the data root's absolute path written as ``$SEQMIA_DATA_ROOT``, so the same
+    dataset gives the same bytes (and DVC hash) on every host and data path."""
+    if isinstance(value, str):
+        return value.replace(str(root.resolve()), "$SEQMIA_DATA_ROOT")
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    return value
 
 
 @task(**ARTEFACT_TASK)
@@ -50,7 +65,7 @@ def prepare_dataset(data: DataParams, layout: Layout) -> dict:
         ),
         **raw.details,
     }
-    write_json(layout.dataset_info, info)
+    write_json(layout.dataset_info, portable(info, root))
     logger.info(
         "prepared %d samples of shape %s in %d classes (sha256 %s…)",
         info["n_samples"], tuple(info["sample_shape"]), len(raw.classes), raw.sha256[:12],

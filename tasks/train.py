@@ -30,4 +30,4 @@ def train_role(role: str, params: Params, layout: Layout) -> dict:
     raise_if_stopped()
     save_state_dict(layout.model_file(role), model)
     write_json(layout.model_report(role), {"role": role, **report})
-    return {"role": role, **{k: report[k] for k in ("train_accuracy", "test_accuracy", "seconds")}}
+    return {"role": role, **{k: report[k] for k in ("train_accuracy", "test_accuracy")}}

@@ -1,12 +1,18 @@
-"""The experiment flow's helpers: params overrides written in place, stages in order."""
+"""The experiment flow's helpers (overrides parsed like ``dvc exp run -S`` and written in place,
+the params diff) and the comparison command's table and page."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pytest
 import yaml
 
-from flows.experiment import metrics_table, write_overrides
+from flows.compare import Experiment, html_page, table_rows, text_table
+from flows.experiment import metrics_table, params_diff, write_overrides
+from seqmia.config import ParamsError
+from seqmia.suite import apply_overrides, parse_overrides
 from tests.conftest import REPO
 
 
@@ -46,3 +52,64 @@ def test_metrics_table_sorts_attacks_by_auc() -> None:
     rows = metrics_table(metrics)
     assert [r["attack"] for r in rows] == ["seqmia", "loss"]
     assert rows[0]["tpr@0.01"] == 0.3
+
+
+def test_overrides_parse_as_yaml_1_2_like_dvc_exp_run() -> None:
+    parsed = parse_overrides(
+        ["attack.lr=5e-3", "attack.epochs=4", "sequences.metrics=[loss, max]", "data.path=yes"]
+    )
+    assert parsed == {
+        "attack.lr": 0.005, "attack.epochs": 4, "sequences.metrics": ["loss", "max"],
+        "data.path": "yes",  # YAML 1.2: a string, not a boolean
+    }  # fmt: skip
+    assert isinstance(parsed["attack.lr"], float)
+    with pytest.raises(ParamsError, match="KEY=VALUE"):
+        parse_overrides(["attack.lr"])
+
+
+def test_unknown_override_key_lists_the_keys_of_its_section() -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    with pytest.raises(ParamsError) as err:
+        apply_overrides(raw, {"attack.epoch": 3})
+    message = str(err.value)
+    assert "'attack.epoch'" in message and "section 'attack'" in message
+    assert "epochs" in message and "hidden_size" in message and "min_lr" in message
+    with pytest.raises(ParamsError, match="sections: .*'attack'"):
+        apply_overrides(raw, {"atack.epochs": 3})
+
+
+def test_params_diff_names_every_changed_key_and_only_those() -> None:
+    base = {"seed": 0, "attack": {"epochs": 4, "lr": 0.01}, "sequences": {"metrics": ["loss"]}}
+    run = {"seed": 0, "attack": {"epochs": 4, "lr": 0.005}, "sequences": {"metrics": ["max"]}}
+    assert params_diff(base, run) == {
+        "attack.lr": {"base": 0.01, "run": 0.005},
+        "sequences.metrics": {"base": ["loss"], "run": ["max"]},
+    }
+    assert params_diff(base, base) == {}
+
+
+def _experiment(name: str, auc: float) -> Experiment:
+    report = {
+        "auc": auc, "tpr_at_fpr": {"0.001": 0.01, "0.01": 0.05},
+        "ci95": {"auc": [auc - 0.02, auc + 0.02], "tpr_at_fpr": {"0.001": [0.0, 0.02]}},
+    }  # fmt: skip
+    attacks = {"seqmia": report, "seqmia_mlp": {"auc": 0.99}, "loss": {"auc": 0.6},
+               "trajectory_mia": {"auc": 0.7}}  # fmt: skip
+    roc = pd.DataFrame({"fpr": [0.0, 0.001, 0.5, 1.0], "tpr": [0.0, 0.01, 0.8, 1.0]})
+    return Experiment(name, "c" * 40, "b" * 40, {"attack.lr": 0.005}, {"attacks": attacks}, roc)
+
+
+def test_comparison_table_and_page_are_compact_and_offline() -> None:
+    experiments = [_experiment("exp-a", 0.8), _experiment("exp-b", 0.7)]
+    rows = table_rows(experiments)
+    assert rows[0] == {
+        "experiment": "exp-a", "base": "bbbbbbb", "overrides": "attack.lr=0.005",
+        "SeqMIA AUC": "0.800 [0.780, 0.820]", "TPR@0.10% FPR": "0.010 [0.000, 0.020]",
+        "TPR@1.00% FPR": "0.050", "best baseline (AUC)": "trajectory_mia 0.700",
+    }  # fmt: skip
+    text = text_table(rows)
+    assert len(text.splitlines()) == 4 and "exp-b" in text
+    page = html_page(experiments, rows)
+    assert page.count("<polyline") == 2 * (1 + len(experiments))  # diagonal + one per experiment
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in page
