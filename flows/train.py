@@ -5,6 +5,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
 from seqmia.config import ROLES
+from tasks.target import record_target
 from tasks.train import train_role
 
 
@@ -12,6 +13,9 @@ from tasks.train import train_role
 def train_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train target and shadow side by side, each on its own members with the same recipe."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
+    if params.target.source == "checkpoint":  # the target is given: validate and record it
+        runs = [record_target.submit(params, layout), train_role.submit("shadow", params, layout)]
+        return [r.result() for r in runs]
     runs = [train_role.submit(role, params, layout) for role in ROLES]
     return [r.result() for r in runs]
 
