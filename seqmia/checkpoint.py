@@ -319,8 +319,10 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], name: 
         for k in expected
         if k in found and expected[k] != found[k]
     ]
-    problems += [f"{k} expected {expected[k]}, missing" for k in expected if k not in found]
-    problems += [f"{k} not expected, found {found[k]}" for k in found if k not in expected]
+    missing = [f"{k} expected {expected[k]}, missing" for k in expected if k not in found]
+    extra = [f"{k} not expected, found {found[k]}" for k in found if k not in expected]
+    # One of each first: a different architecture shows both what it lacks and what it brings.
+    problems += missing[:1] + extra[:1] + missing[1:] + extra[1:]
     if problems:
         more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
         raise CheckpointError(

@@ -62,8 +62,9 @@ def load_given_target(params: Params, layout: Layout, device: torch.device) -> t
     path = target_file(layout.root, params.target.checkpoint, "target.checkpoint")
     if params.target.factory:
         build = load_factory(params.target.factory)
-    else:
-        build = lambda: new_model(params, dataset, make_generator(0, "load"))  # noqa: E731
+    else:  # built for the input the target takes, which its preprocessing may resize
+        shape = tuple(query_input(params, dataset, np.arange(1)).shape[1:])
+        build = lambda: new_model(params, dataset, make_generator(0, "load"), shape)  # noqa: E731
     return load_target(path, build, architecture(params), device)
 
 
@@ -73,12 +74,16 @@ def preprocessing(params: Params) -> Preprocessing:
     return Preprocessing(mean=t.mean, std=t.std, resize=t.resize, channels=t.channels)
 
 
+def query_input(params: Params, dataset: dict[str, np.ndarray], ids: np.ndarray) -> torch.Tensor:
+    """The given target's input (n, ...) for samples ``ids``: its own preprocessing."""
+    return preprocess(dataset["x"][ids], preprocessing(params), dataset["mean"], dataset["std"])
+
+
 def query_target(
     params: Params, layout: Layout, model: torch.nn.Module, ids: np.ndarray, batch_size: int = 500
 ) -> torch.Tensor:
     """Logits (n, classes) of the given target on samples ``ids``, preprocessed its way."""
-    dataset = load_prepared(layout.dataset_file)
-    inputs = preprocess(dataset["x"][ids], preprocessing(params), dataset["mean"], dataset["std"])
+    inputs = query_input(params, load_prepared(layout.dataset_file), ids)
     return target_logits(model, inputs, batch_size)
 
 
