@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -351,10 +352,12 @@ def load_target(
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
+        # torch's message is long and suggests weights_only=False; keep only what it refused.
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        why = f"it pickles a {refused.group(1)} object" if refused else type(err).__name__
         raise CheckpointError(
-            f"target.checkpoint {path.name} does not load as a weights-only state dict "
-            f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); save it with "
-            "torch.save(model.state_dict(), path), or export it as .pt2"
+            f"target.checkpoint {path.name} does not load as a weights-only state dict ({why}); "
+            "save it with torch.save(model.state_dict(), path), or export it as .pt2"
         ) from err
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
