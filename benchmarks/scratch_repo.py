@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CODE = ("flows", "tasks", "seqmia", "dvc.yaml")
+CODE = ("flows", "tasks", "seqmia", "target", "dvc.yaml")
 
 
 def make_scratch_repo(path: Path, params_yaml: str, cache_dir: Path | None = None) -> Path:

@@ -72,6 +72,33 @@ class PartitionParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class TargetParams:
+    """Where the audited (target) model comes from: trained here, or a given checkpoint.
+
+    For ``source: checkpoint`` every path is relative to the repository root and lies in the
+    ``target/`` folder, which the stages that read it list as a DVC dependency (seqmia.checkpoint).
+    """
+
+    source: Literal["train", "checkpoint"]
+    # A state dict of ``train.model`` (or of ``factory``'s module), or a torch.export ``.pt2``.
+    checkpoint: str
+    # Optional ``package.module:factory`` returning the untrained module for the state dict
+    # (imports and runs that code); "" uses ``train.model``.
+    factory: str
+    # Files of the target's training samples and of samples it never saw: one sample id (row of
+    # dataset.npz) or image path (relative to the image-folder root) per line.
+    members: str
+    nonmembers: str
+    # Preprocessing the target expects: per-channel mean/std on [0, 1] pixels ([] = the dataset's
+    # per-pixel statistics, as the pipeline's own models), [height, width] ([] = as stored),
+    # channels (0 = as stored, 1 = grey, 3 = RGB).
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: tuple[int, ...]
+    channels: int
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainParams:
     """Architecture and optimisation recipe shared by target, shadow and distilled models."""
 
@@ -191,6 +218,7 @@ class Params:
     device: str
     data: DataParams
     partition: PartitionParams
+    target: TargetParams
     train: TrainParams
     reference: ReferenceParams
     distill: DistillParams
@@ -256,6 +284,12 @@ for _key, _rule in {
     "evaluate.bootstrap": (lambda v: v >= 0, "an integer >= 0 (0: no intervals)"),
 }.items():
     _RULES[_key] = _rule
+_RULES["target.channels"] = (lambda v: v in (0, 1, 3), "0 (as stored), 1 (grey) or 3 (RGB)")
+_RULES["target.resize"] = (
+    lambda v: len(v) in (0, 2) and all(d >= 1 for d in v),
+    "[] or [height, width]",
+)
+_RULES["target.std"] = (lambda v: all(d > 0 for d in v), "a list of numbers > 0")
 for _part in PARTS:
     _RULES[f"partition.{_part}"] = (lambda v: v >= 1, "an integer >= 1")
 for _key in ("train.momentum", "train.weight_decay", "train.min_lr", "attack.weight_decay",
@@ -392,11 +426,28 @@ def _check_holdouts(params: Params) -> None:
                 )
 
 
+def _check_target(target: TargetParams) -> None:
+    """A checkpoint target needs its file and member lists; mean and std come as a pair."""
+    if target.source == "checkpoint":
+        for key in ("checkpoint", "members", "nonmembers"):
+            if not getattr(target, key):
+                raise ParamsError(
+                    f"params key 'target.{key}' is empty, but target.source is 'checkpoint'; "
+                    "give a path inside the target/ folder"
+                )
+    if len(target.mean) != len(target.std):
+        raise ParamsError(
+            f"params keys 'target.mean' and 'target.std' must have the same length, got "
+            f"{len(target.mean)} and {len(target.std)}"
+        )
+
+
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params document and return it as typed ``Params``."""
     params = _build(Params, raw, "")
     _check_combinations(params)
     _check_holdouts(params)
+    _check_target(params.target)
     return params
 
 

@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from seqmia.artifacts import save_state_dict
 from seqmia.config import Params
 from seqmia.layout import Layout
+from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from seqmia.training import fit, predict_logits
@@ -23,6 +24,7 @@ from tasks.models import (
     recipe_from,
 )
 from tasks.stopping import raise_if_stopped, stop_requested
+from tasks.target import load_given_target, query_target
 
 
 def distill_epochs(params: Params, role: str) -> tuple[int, int]:
@@ -43,9 +45,14 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
     dataset = load_prepared(layout.dataset_file)
     partition = pd.read_parquet(layout.partition_file)
     _, x_distill, _ = part_tensors(dataset, partition, "distill")
-    teacher = load_model(params, dataset, layout.model_file(role), device)
+    if role == "target" and params.target.source == "checkpoint":  # queried, never read
+        teacher = load_given_target(params, layout, device)
+        logits = query_target(params, layout, teacher, part_ids(partition, "distill"))
+    else:
+        teacher = load_model(params, dataset, layout.model_file(role), device)
+        logits = predict_logits(teacher, x_distill)
     temperature = params.distill.temperature
-    soft_targets = torch.softmax(predict_logits(teacher, x_distill) / temperature, dim=1)
+    soft_targets = torch.softmax(logits / temperature, dim=1)
     del teacher
 
     generator = make_generator(params.seed, "distill", role)

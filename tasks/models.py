@@ -64,8 +64,14 @@ def num_classes(dataset: dict[str, np.ndarray]) -> int:
     return len(dataset["classes"])
 
 
-def new_model(params: Params, dataset: dict[str, np.ndarray], generator: torch.Generator):
-    """A freshly initialised ``train.model`` (with its ``train.*`` options) for this dataset."""
+def new_model(
+    params: Params,
+    dataset: dict[str, np.ndarray],
+    generator: torch.Generator,
+    shape: tuple[int, ...] | None = None,
+):
+    """A freshly initialised ``train.model`` (with its ``train.*`` options) for this dataset;
+    ``shape`` overrides the input shape (a given target's own preprocessing)."""
     train = params.train
     options = ModelOptions(
         mlp_widths=train.mlp_widths,
@@ -73,7 +79,8 @@ def new_model(params: Params, dataset: dict[str, np.ndarray], generator: torch.G
         wrn_depth=train.wrn_depth,
         wrn_width=train.wrn_width,
     )
-    return build_model(train.model, input_shape(dataset), num_classes(dataset), generator, options)
+    shape = input_shape(dataset) if shape is None else shape
+    return build_model(train.model, shape, num_classes(dataset), generator, options)
 
 
 def load_model(

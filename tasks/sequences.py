@@ -17,6 +17,7 @@ from seqmia.sequences import sequence_frame
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import attack_samples, load_model
+from tasks.target import load_given_target, query_target
 
 
 def model_series(params: Params, layout: Layout, role: str) -> list[Path]:
@@ -30,7 +31,12 @@ def query_model(role: str, index: int, path: Path, params: Params, layout: Layou
     """Logits (N, C) of model ``path`` (snapshot ``index``) on the role's attack samples."""
     device = resolve_device(params.device)
     dataset = load_prepared(layout.dataset_file)
-    _, inputs, _ = attack_samples(layout, role)
+    samples, inputs, _ = attack_samples(layout, role)
+    if role == "target" and params.target.source == "checkpoint" and index > params.distill.epochs:
+        # The given target itself (the last step of the sequence): queried its own way.
+        model = load_given_target(params, layout, device)
+        ids = samples["sample_id"].to_numpy()
+        return query_target(params, layout, model, ids, params.sequences.batch_size)
     model = load_model(params, dataset, path, device)
     return predict_logits(model, inputs, batch_size=params.sequences.batch_size)
 
