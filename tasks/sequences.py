@@ -16,7 +16,7 @@ from seqmia.runtime import resolve_device
 from seqmia.sequences import sequence_frame
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, load_model
+from tasks.models import attack_samples, load_model, population_samples
 
 
 def model_series(params: Params, layout: Layout, role: str) -> list[Path]:
@@ -60,3 +60,17 @@ def write_sequences(role: str, logits: list[torch.Tensor], params: Params, layou
         "%s: %d samples x %d snapshots x %d metrics", role, len(samples), len(logits), len(names)
     )
     return {"role": role, "samples": len(samples), "snapshots": len(logits)}
+
+
+@task(**ARTEFACT_TASK, task_run_name="query-population-{role}")
+def write_population_logits(role: str, params: Params, layout: Layout) -> dict:
+    """The role's original model's logits on RMIA's population samples (black-box queries on
+    the attacker's own data)."""
+    device = resolve_device(params.device)
+    dataset = load_prepared(layout.dataset_file)
+    population, inputs, _ = population_samples(layout)
+    model = load_model(params, dataset, layout.model_file(role), device)
+    logits = predict_logits(model, inputs, batch_size=params.sequences.batch_size).numpy()
+    frame = population.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])})
+    write_parquet(layout.population_logits_file(role), frame)
+    return {"role": role, "population": len(frame)}
