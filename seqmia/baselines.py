@@ -73,5 +73,5 @@ def topk_log_posteriors(logits: np.ndarray, k: int) -> np.ndarray:
     rounds to exactly 1.0 (in float32 already at a margin of about 17), so distinct samples
     would tie, while its logarithm, about -(mass of the other classes), stays distinct.
     """
-    log_p = log_posteriors(torch.from_numpy(np.asarray(logits, dtype=np.float64))).numpy()
+    log_p = log_posteriors(torch.from_numpy(np.array(logits, dtype=np.float64))).numpy()
     return -np.sort(-log_p, axis=1)[:, :k]

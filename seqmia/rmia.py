@@ -23,7 +23,7 @@ from seqmia.metrics import log_posteriors
 
 def true_class_log_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """log p_y from logits (N, C) and labels (N,), in float64 (accurate near p_y = 1): (N,)."""
-    log_p = log_posteriors(torch.from_numpy(np.asarray(logits, dtype=np.float64)))
+    log_p = log_posteriors(torch.from_numpy(np.array(logits, dtype=np.float64)))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))[:, None]
     return log_p.gather(1, y).squeeze(1).numpy()
 
