@@ -5,14 +5,20 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
 from seqmia.config import ROLES
-from tasks.sequences import model_series, query_model, write_sequences
+from tasks.sequences import (
+    model_series,
+    query_model,
+    write_population_logits,
+    write_sequences,
+)
 
 WORKERS = 2
 
 
 @flow(name="sequences", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def sequences_flow(params_file: str = "params.yaml") -> list[dict]:
-    """Query each snapshot and the original model of both roles, then turn logits into metrics."""
+    """Query each snapshot and the original model of both roles, then turn logits into metrics;
+    query each original model on RMIA's population samples too."""
     params, layout = setup(params_file, concurrent_workers=WORKERS)
     queries = {
         role: [
@@ -25,7 +31,8 @@ def sequences_flow(params_file: str = "params.yaml") -> list[dict]:
         write_sequences.submit(role, [q.result() for q in queries[role]], params, layout)
         for role in ROLES
     ]
-    return [w.result() for w in writes]
+    population = [write_population_logits.submit(role, params, layout) for role in ROLES]
+    return [w.result() for w in writes] + [p.result() for p in population]
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ def init_attack_weights(model: nn.Module, generator: torch.Generator) -> nn.Modu
 
 @dataclasses.dataclass(frozen=True)
 class AttackRecipe:
-    """Adam with weight decay on weights only, StepLR stepped while lr > min_lr."""
+    """Adam (or SGD with momentum) with weight decay on weights only, StepLR stepped while
+    lr > min_lr."""
 
     epochs: int
     batch_size: int
@@ -141,30 +142,79 @@ class AttackRecipe:
     gamma: float
     min_lr: float
     selection: str  # "best_val_auc" | "last"
+    optimizer: str = "adam"  # "adam" | "sgd"
+    momentum: float = 0.0  # sgd only
+
+
+def make_optimizer(model: nn.Module, recipe: AttackRecipe) -> torch.optim.Optimizer:
+    """The recipe's optimiser over ``model``'s parameters (weight decay on weights only)."""
+    groups = decay_groups(model, recipe.weight_decay)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose 'adam' or 'sgd'")
+
+
+# Metrics that are losses (>= 0, tiny for confident members): the ``log_loss_metrics``
+# transforms take their logarithm, which spreads the members' values over many units instead of
+# crowding them near zero.
+LOSS_LIKE_METRICS = ("loss", "entropy", "m_entropy")
+# Smallest value before the logarithm: a loss that rounds to exactly 0 stays finite.
+LOG_FLOOR = 1e-300
+INPUT_TRANSFORMS = ("none", "standardize", "log_loss_metrics", "log_loss_metrics_standardize")
 
 
 @dataclasses.dataclass(frozen=True)
 class InputScaler:
-    """Per-feature affine map on the last axis, fitted on training inputs: (x - shift) / scale."""
+    """Per-feature map on the last axis, fitted on training inputs: features in ``log_mask``
+    first become log(max(x, LOG_FLOOR)), then every feature (x - shift) / scale."""
 
     shift: np.ndarray  # (k,)
     scale: np.ndarray  # (k,)
+    log_mask: np.ndarray | None = None  # (k,) bool; None: no logarithm
+
+    def transform(self, sequences: np.ndarray) -> np.ndarray:
+        """(N, ..., k) float64 -> (N, ..., k) float64."""
+        x = np.asarray(sequences, dtype=np.float64)
+        if self.log_mask is not None and np.any(self.log_mask):
+            x = np.where(self.log_mask, np.log(np.maximum(x, LOG_FLOOR)), x)
+        return (x - self.shift) / self.scale
 
     def __call__(self, sequences: np.ndarray) -> torch.Tensor:
         """(N, ..., k) float64 -> (N, ..., k) float32 tensor."""
-        return torch.from_numpy(((sequences - self.shift) / self.scale).astype(np.float32))
+        return torch.from_numpy(self.transform(sequences).astype(np.float32))
 
 
-def fit_scaler(sequences: np.ndarray, transform: str) -> InputScaler:
-    """``none``: identity (the official code feeds raw metrics); ``standardize``: z-score each
-    feature (last axis) over all samples and time steps of ``sequences`` (N, ..., k)."""
+def loss_like_mask(features: list[str]) -> np.ndarray:
+    """(k,) bool: which of the named features (last axis) are loss-like metrics."""
+    return np.array([f in LOSS_LIKE_METRICS for f in features], dtype=bool)
+
+
+def fit_scaler(
+    sequences: np.ndarray, transform: str, log_mask: np.ndarray | None = None
+) -> InputScaler:
+    """Fit ``transform`` on ``sequences`` (N, ..., k).
+
+    ``none``: identity (the official code feeds raw metrics); ``standardize``: z-score each
+    feature over all samples and time steps; ``log_loss_metrics``: the logarithm of the features
+    in ``log_mask`` (k,) (the loss-like metrics, see ``loss_like_mask``), others unchanged;
+    ``log_loss_metrics_standardize``: that logarithm, then z-score every feature.
+    """
     k = sequences.shape[-1]
-    if transform == "none":
-        return InputScaler(shift=np.zeros(k), scale=np.ones(k))
-    if transform == "standardize":
-        flat = sequences.reshape(-1, k)
-        return InputScaler(shift=flat.mean(axis=0), scale=np.maximum(flat.std(axis=0), 1e-12))
-    raise ValueError(f"unknown input transform {transform!r}")
+    if transform not in INPUT_TRANSFORMS:
+        raise ValueError(f"unknown input transform {transform!r}; choose from {INPUT_TRANSFORMS}")
+    use_log = transform.startswith("log_loss_metrics")
+    if use_log and (log_mask is None or not np.any(log_mask)):
+        raise ValueError(f"input transform {transform!r} needs at least one loss-like metric")
+    mask = np.asarray(log_mask, dtype=bool) if use_log else None
+    identity = InputScaler(shift=np.zeros(k), scale=np.ones(k), log_mask=mask)
+    if not transform.endswith("standardize"):
+        return identity
+    flat = identity.transform(sequences).reshape(-1, k)
+    return InputScaler(
+        shift=flat.mean(axis=0), scale=np.maximum(flat.std(axis=0), 1e-12), log_mask=mask
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +246,17 @@ def member_log_odds(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -
     return torch.cat(scores).numpy()
 
 
+def ensemble_log_odds(scores: list[np.ndarray]) -> np.ndarray:
+    """Mean membership log-odds of K attack models: K arrays (N,) -> (N,).
+
+    Averaging log-odds (not probabilities) keeps the score unsaturated and weighs each model's
+    evidence alike; with K = 1 it is that model's score unchanged.
+    """
+    if not scores:
+        raise ValueError("an ensemble needs at least one member")
+    return np.mean(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), axis=0)
+
+
 def train_attack(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -213,7 +274,7 @@ def train_attack(
     """
     device = next(model.parameters()).device
     x_train, y_train = x_train.to(device), y_train.to(device)
-    optimizer = torch.optim.Adam(decay_groups(model, recipe.weight_decay), lr=recipe.lr)
+    optimizer = make_optimizer(model, recipe)
     y_val_np = y_val.cpu().numpy()
     history: list[AttackEpoch] = []
     best_auc, best_epoch, best_state = -1.0, recipe.epochs, None

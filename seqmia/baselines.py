@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from seqmia.evaluation import best_threshold
-from seqmia.metrics import compute_metrics
+from seqmia.metrics import compute_metrics, log_posteriors
 
 # Metric name and sign that makes "higher = member".
 METRIC_ATTACKS: dict[str, tuple[str, float]] = {
@@ -64,3 +64,14 @@ def topk_posteriors(logits: np.ndarray, k: int) -> np.ndarray:
     """The k largest posterior probabilities, descending: (N, C) logits -> (N, min(k, C))."""
     probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=1).numpy()
     return -np.sort(-probs, axis=1)[:, :k]
+
+
+def topk_log_posteriors(logits: np.ndarray, k: int) -> np.ndarray:
+    """Logarithms of the k largest posteriors, descending: (N, C) logits -> (N, min(k, C)).
+
+    The NN attack's input in a form that cannot saturate: a confident model's top posterior
+    rounds to exactly 1.0 (in float32 already at a margin of about 17), so distinct samples
+    would tie, while its logarithm, about -(mass of the other classes), stays distinct.
+    """
+    log_p = log_posteriors(torch.from_numpy(np.array(logits, dtype=np.float64))).numpy()
+    return -np.sort(-log_p, axis=1)[:, :k]

@@ -134,6 +134,22 @@ class ReferenceParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class RmiaParams:
+    """RMIA, offline (Zarifzadeh et al., ICML 2024), from LiRA's reference models.
+
+    Population samples z come from the attacker's distillation part, never from the target's.
+    """
+
+    # Candidates for the offline coefficient a in p(x) = (1+a)/2 mean_OUT p(x|ref) + (1-a)/2;
+    # the one with the highest AUC on the shadow model (attacker data) is used.
+    offline_a: tuple[float, ...]
+    # A pair (x, z) counts when LR(x, z) > gamma.
+    gamma: float
+    # How many population samples z to draw from the distillation part (0: all of them).
+    population: int
+
+
+@dataclasses.dataclass(frozen=True)
 class DistillParams:
     """Knowledge distillation that recreates the training stages as snapshots."""
 
@@ -167,9 +183,17 @@ class AttackParams:
     # Fraction of the shadow sequences held out for model selection (never target data).
     val_fraction: float
     selection: Literal["best_val_auc", "last"]
-    input_transform: Literal["none", "standardize"]
+    # none (official: raw metrics) | standardize (z-score each metric) | log_loss_metrics (the
+    # logarithm of the loss-like metrics loss, entropy, m_entropy, which spreads members' tiny
+    # values) | log_loss_metrics_standardize (that logarithm, then z-score each metric).
+    input_transform: Literal[
+        "none", "standardize", "log_loss_metrics", "log_loss_metrics_standardize"
+    ]
     # attention_lstm is SeqMIA; the others are ablations (no attention, GRU cell, flat MLP).
     architecture: Literal["attention_lstm", "lstm", "attention_gru", "gru", "mlp"]
+    # K attack models trained alike from different seeds; the score is their mean log-odds
+    # (1: the single model of the paper).
+    ensemble: int
 
 
 BaselineAttack = Literal[
@@ -178,27 +202,47 @@ BaselineAttack = Literal[
 
 
 @dataclasses.dataclass(frozen=True)
-class BaselinesParams:
-    """Shadow-trained comparison attacks: earlier attacks and SeqMIA ablations.
+class RecipeParams:
+    """How one attack model is trained: optimiser, schedule and batches (one shape for all).
 
-    nn_posterior: MLP on the final model's sorted top-k posteriors (ML-Leaks style);
-    trajectory_mia: MLP on the loss trajectory (snapshots + final model);
-    seqmia_mlp: the multi-metric sequence flattened into an MLP (no time order);
-    seqmia_lstm: the LSTM without attention; seqmia_single_metric: the attention-LSTM on each
-    single-metric sequence. All share the Adam recipe below and select on held-out shadow data.
+    Adam or SGD (with ``momentum``), weight decay on weights only, StepLR(step_size, gamma)
+    stepped while lr > min_lr (``gamma: 1`` keeps the rate constant).
     """
 
-    attacks: tuple[BaselineAttack, ...]
+    optimizer: Literal["adam", "sgd"]
     epochs: int
     batch_size: int
     lr: float
+    momentum: float  # sgd only
     weight_decay: float
     step_size: int
     gamma: float
     min_lr: float
+
+
+# The trained baselines, each with its own paper's recipe (params.yaml says where it comes from).
+RECIPE_KEYS = ("nn_posterior", "trajectory_mia", "seqmia_ablations")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinesParams:
+    """Shadow-trained comparison attacks: earlier attacks and SeqMIA ablations.
+
+    nn_posterior: MLP on the log of the final model's sorted top-k posteriors (ML-Leaks style);
+    trajectory_mia: MLP on the loss trajectory (snapshots + final model);
+    seqmia_mlp: the multi-metric sequence flattened into an MLP (no time order);
+    seqmia_lstm: the LSTM without attention; seqmia_single_metric: the attention-LSTM on each
+    single-metric sequence. Each family trains with its own recipe below and selects its epoch
+    on held-out shadow data.
+    """
+
+    attacks: tuple[BaselineAttack, ...]
     val_fraction: float
     hidden_size: int
     topk: int
+    nn_posterior: RecipeParams
+    trajectory_mia: RecipeParams
+    seqmia_ablations: RecipeParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +265,7 @@ class Params:
     target: TargetParams
     train: TrainParams
     reference: ReferenceParams
+    rmia: RmiaParams
     distill: DistillParams
     sequences: SequencesParams
     attack: AttackParams
@@ -270,18 +315,18 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     ),
 }
 for _key, _rule in {
-    "baselines.epochs": (lambda v: v >= 1, "an integer >= 1"),
-    "baselines.batch_size": (lambda v: v >= 1, "an integer >= 1"),
-    "baselines.lr": (lambda v: v > 0, "a number > 0"),
-    "baselines.weight_decay": (lambda v: v >= 0, "a number >= 0"),
-    "baselines.step_size": (lambda v: v >= 1, "an integer >= 1"),
-    "baselines.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "baselines.min_lr": (lambda v: v >= 0, "a number >= 0"),
     "baselines.val_fraction": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
     "baselines.hidden_size": (lambda v: v >= 1, "an integer >= 1"),
     "baselines.topk": (lambda v: v >= 1, "an integer >= 1"),
     "baselines.attacks": (lambda v: len(set(v)) == len(v), "a list of distinct attack names"),
     "evaluate.bootstrap": (lambda v: v >= 0, "an integer >= 0 (0: no intervals)"),
+    "attack.ensemble": (lambda v: v >= 1, "an integer >= 1"),
+    "rmia.offline_a": (
+        lambda v: len(v) >= 1 and all(0 <= a <= 1 for a in v),
+        "a non-empty list of numbers in [0, 1]",
+    ),
+    "rmia.gamma": (lambda v: v > 0, "a number > 0"),
+    "rmia.population": (lambda v: v >= 0, "an integer >= 0 (0: the whole distillation part)"),
 }.items():
     _RULES[_key] = _rule
 _RULES["target.channels"] = (lambda v: v in (0, 1, 3), "0 (as stored), 1 (grey) or 3 (RGB)")
@@ -290,6 +335,18 @@ _RULES["target.resize"] = (
     "[] or [height, width]",
 )
 _RULES["target.std"] = (lambda v: all(d > 0 for d in v), "a list of numbers > 0")
+for _recipe in RECIPE_KEYS:  # one recipe shape, one set of rules
+    for _key, _rule in {
+        "epochs": (lambda v: v >= 1, "an integer >= 1"),
+        "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+        "lr": (lambda v: v > 0, "a number > 0"),
+        "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+        "step_size": (lambda v: v >= 1, "an integer >= 1"),
+        "gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "min_lr": (lambda v: v >= 0, "a number >= 0"),
+    }.items():
+        _RULES[f"baselines.{_recipe}.{_key}"] = _rule
 for _part in PARTS:
     _RULES[f"partition.{_part}"] = (lambda v: v >= 1, "an integer >= 1")
 for _key in ("train.momentum", "train.weight_decay", "train.min_lr", "attack.weight_decay",

@@ -81,6 +81,38 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc.thresholds[best])
 
 
+def score_ties(scores: np.ndarray, labels: np.ndarray, fpr_targets: tuple[float, ...]) -> dict:
+    """How far ties among ``scores`` (N,) can hide the low-FPR end of the ROC.
+
+    Samples with equal scores form one group (one ROC point). ``top_tie``: the largest group
+    among the top-scored samples, those ranked at or above the group where the FPR first
+    passes the largest of ``fpr_targets`` (they decide every reported TPR); ``distinct_scores``:
+    the number of groups; ``straddled_fpr``: the targets that a tie straddles, i.e. a group of
+    two or more samples, members among them, whose FPR range crosses the target, so the
+    conservative TPR there drops all of its members at once.
+    """
+    scores, labels = _check(scores, labels)
+    s = np.sort(scores)[::-1]
+    y = labels[np.argsort(-scores, kind="stable")]
+    starts = np.r_[0, np.flatnonzero(np.diff(s) != 0) + 1]
+    sizes = np.diff(np.r_[starts, len(s)])  # (G,) group sizes, best score first
+    group_fp = np.add.reduceat((~y).astype(np.int64), starts)  # (G,)
+    group_tp = sizes - group_fp
+    fpr = np.r_[0, np.cumsum(group_fp)] / (~labels).sum()  # (G + 1,) before/after each group
+    passed = np.flatnonzero(fpr[1:] > max(fpr_targets) + 1e-12)
+    last = int(passed[0]) if passed.size else len(sizes) - 1
+    straddled = []
+    for f in fpr_targets:
+        crossing = np.flatnonzero((fpr[:-1] <= f + 1e-12) & (fpr[1:] > f + 1e-12))
+        if crossing.size and sizes[crossing[0]] > 1 and group_tp[crossing[0]] > 0:
+            straddled.append(f"{f:g}")
+    return {
+        "top_tie": int(sizes[: last + 1].max()),
+        "distinct_scores": int(len(sizes)),
+        "straddled_fpr": straddled,
+    }
+
+
 def attack_report(
     scores: np.ndarray, labels: np.ndarray, threshold: float, fpr_targets: tuple[float, ...]
 ) -> dict:
@@ -99,6 +131,8 @@ def attack_report(
         "nonmembers_at_fpr": {f"{f:g}": f * n_out for f in fpr_targets},
         "n_members": int((np.asarray(labels) == 1).sum()),
         "n_nonmembers": n_out,
+        # Ties reported, never hidden: see ``score_ties``.
+        **score_ties(scores, labels, fpr_targets),
     }
 
 

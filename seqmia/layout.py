@@ -81,6 +81,11 @@ class Layout:
         """Parquet: the original model's logits for the role's attack samples."""
         return self.final_logits_dir / f"{role}.parquet"
 
+    def population_logits_file(self, role: str) -> Path:
+        """Parquet: sample_id, label, logit_*: the role's original model on RMIA's population
+        samples (the distillation part)."""
+        return self.final_logits_dir / f"{role}_population.parquet"
+
     @property
     def attack_dir(self) -> Path:
         return self.root / "data" / "attack"
@@ -88,6 +93,10 @@ class Layout:
     @property
     def attack_model_file(self) -> Path:
         return self.attack_dir / "seqmia.pt"
+
+    def attack_member_file(self, k: int) -> Path:
+        """Weights of ensemble member ``k`` (1-based); member 1 is ``attack_model_file``."""
+        return self.attack_model_file if k == 1 else self.attack_dir / f"seqmia_{k}.pt"
 
     @property
     def attack_summary_file(self) -> Path:

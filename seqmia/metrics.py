@@ -63,12 +63,14 @@ def m_entropy_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Song & Mittal's modified entropy.
 
     -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i). (N, C), (N,) -> (N,).
-    log(1 - p_i) comes from log p_i without forming 1 - p_i, so p_i near 1 stays finite.
+    Neither 1 - p_y nor log(1 - p_i) is formed from p: ``1 - p`` rounds to 0 once p_y is within
+    1e-16 of 1 (the label term, which then dominates, would vanish), so 1 - p_y is
+    -expm1(log p_y) and log(1 - p_i) comes from log p_i directly.
     """
     p = log_p.exp()
     log_1mp = _log1mexp(log_p.clamp(max=-1e-300)).clamp(min=LOG_FLOOR)
     is_label = torch.zeros_like(p, dtype=torch.bool).scatter_(1, labels[:, None], True)
-    label_term = -(1.0 - p) * log_p
+    label_term = torch.expm1(log_p) * log_p  # -(1 - p) log p, exact for p near 1
     other_term = -p * log_1mp
     return torch.where(is_label, label_term, other_term).sum(dim=1)
 

@@ -37,7 +37,8 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
         )
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{_cell(r['auc'], ci.get('auc'))}</td>"
-            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}</tr>"
+            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}"
+            f"<td>{r.get('top_tie', '')}</td><td>{r.get('distinct_scores', '')}</td></tr>"
         )
     models = "".join(
         f"<tr><td>{role}</td><td>{_fmt(m['train_accuracy'])}</td><td>{_fmt(m['test_accuracy'])}"
@@ -49,6 +50,17 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
         f"{float(f) * 100:g}% FPR = {n:g} non-members"
         for f, n in first["nonmembers_at_fpr"].items()
     )
+    straddled = [
+        f"{html.escape(name)} at {', '.join(f'{float(f) * 100:g}%' for f in r['straddled_fpr'])}"
+        for name, r in ranked
+        if r.get("straddled_fpr")
+    ]
+    tie_note = (
+        '<p class="warn"><b>Warning: tied scores straddle a reported FPR</b> (the conservative '
+        "TPR there drops the whole tie): " + "; ".join(straddled) + ".</p>"
+        if straddled
+        else "<p>No tie of scores straddles a reported FPR.</p>"
+    )
     image = base64.b64encode(roc_png).decode()
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>SeqMIA membership inference report</title>
@@ -58,6 +70,7 @@ table {{ border-collapse: collapse; }}
 td, th {{ padding: .3em .8em; border-bottom: 1px solid #ddd; }}
 td {{ text-align: right; }} td:first-child {{ text-align: left; }}
 small {{ color: #666; }} pre {{ background: #f6f6f6; padding: 1em; }}
+.warn {{ color: #a00; }}
 </style></head><body>
 <h1>Membership inference report</h1>
 <p>{first["n_members"]} target members and {first["n_nonmembers"]} non-members. TPR at a fixed
@@ -65,10 +78,15 @@ FPR is conservative (largest TPR among ROC points at or below that FPR). Bracket
 intervals over the target samples. Rates with fewer than one non-member behind them are marked
 unresolved ({counts}).</p>
 <h2>Attacks</h2>
-<table><tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>{head}</tr>
+<table><tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>{head}<th>top tie</th>
+<th>distinct scores</th></tr>
 {"".join(rows)}</table>
+<p>Top tie: the largest group of equal scores among the samples that decide the reported TPRs
+(those ranked above the point where the FPR passes the largest reported rate).</p>
+{tie_note}
 <h2>ROC (log-log)</h2>
-<img alt="ROC curves of every attack" src="data:image/png;base64,{image}">
+<p>Left: SeqMIA and the best attack of each family; right: SeqMIA's ablations and options.</p>
+<img alt="ROC curves: headline comparison and ablations" src="data:image/png;base64,{image}">
 <h2>Models</h2>
 <table><tr><th>model</th><th>train accuracy</th><th>test accuracy</th></tr>{models}</table>
 <h2>Parameters</h2>

@@ -15,10 +15,12 @@ from seqmia.attack import (
     build_attack,
     fit_scaler,
     init_attack_weights,
+    loss_like_mask,
     split_holdout,
     train_attack,
 )
 from seqmia.config import Params
+from seqmia.errors import UserError
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
@@ -39,13 +41,16 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
     train_rows, val_rows = split_holdout(
         members, a.val_fraction, derive_seed(params.seed, "holdout")
     )
-    scaler = fit_scaler(sequences[train_rows], a.input_transform)
+    log_mask = loss_like_mask(names)
+    if a.input_transform.startswith("log_loss_metrics") and not log_mask.any():
+        raise UserError(
+            f"params key 'attack.input_transform' is {a.input_transform!r}, but the sequences "
+            f"hold no loss-like metric (they hold {names}); add loss, entropy or m_entropy to "
+            "sequences.metrics or choose another transform"
+        )
+    scaler = fit_scaler(sequences[train_rows], a.input_transform, log_mask)
     x = scaler(sequences)  # (N, T, k) float32
     y = torch.from_numpy(members.astype(np.int64))
-
-    generator = make_generator(params.seed, "attack")
-    model = build_attack(a.architecture, sequences.shape[1:], a.hidden_size, a.num_layers)
-    init_attack_weights(model, generator).to(device)
     recipe = AttackRecipe(
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         step_size=a.step_size, gamma=a.gamma, min_lr=a.min_lr, selection=a.selection,
@@ -63,14 +68,33 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
             )  # fmt: skip
 
     started = time.perf_counter()
-    model, history, selected = train_attack(
-        model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator, on_epoch
-    )
+    members_summary = []
+    for k in range(1, a.ensemble + 1):
+        # Member 1 draws from the same stream as a single attack, so ensemble: 1 is unchanged.
+        generator = make_generator(params.seed, "attack", *([] if k == 1 else [f"member-{k}"]))
+        model = build_attack(a.architecture, sequences.shape[1:], a.hidden_size, a.num_layers)
+        init_attack_weights(model, generator).to(device)
+        model, history, selected = train_attack(
+            model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator,
+            on_epoch if k == 1 else None,
+        )  # fmt: skip
+        save_state_dict(layout.attack_member_file(k), model)
+        if k == 1:  # the history plot follows the first member
+            write_csv(
+                layout.attack_history_file,
+                pd.DataFrame([vars(r) for r in history]).drop(columns="seconds"),
+            )
+            first = (selected, history[selected - 1].val_auc)
+        val_auc = history[selected - 1].val_auc
+        members_summary.append({"selected_epoch": selected, "val_auc": val_auc})
+        if a.ensemble > 1:
+            logger.info(
+                "ensemble member %d/%d: selected epoch %d (val AUC %.4f)",
+                k, a.ensemble, selected, val_auc,
+            )  # fmt: skip
     seconds = time.perf_counter() - started
     record_timing("attack", seconds)
-    save_state_dict(layout.attack_model_file, model)
-    history_rows = pd.DataFrame([vars(r) for r in history]).drop(columns="seconds")
-    write_csv(layout.attack_history_file, history_rows)
+    selected, val_auc = first
     summary = {
         "architecture": a.architecture,
         "metrics": names,
@@ -80,8 +104,11 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
         "input_transform": a.input_transform,
         "scaler_shift": scaler.shift.tolist(),
         "scaler_scale": scaler.scale.tolist(),
+        "scaler_log_mask": None if scaler.log_mask is None else scaler.log_mask.tolist(),
+        "ensemble": a.ensemble,
+        "ensemble_members": members_summary,
         "selected_epoch": selected,
-        "val_auc": history[selected - 1].val_auc,
+        "val_auc": val_auc,
         "train_sequences": len(train_rows),
         "val_sequences": len(val_rows),
     }

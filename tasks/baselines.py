@@ -24,8 +24,8 @@ from seqmia.attack import (
     split_holdout,
     train_attack,
 )
-from seqmia.baselines import topk_posteriors
-from seqmia.config import Params
+from seqmia.baselines import topk_log_posteriors
+from seqmia.config import Params, RecipeParams
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
@@ -61,6 +61,7 @@ class BaselineSpec:
     name: str
     architecture: str
     features: str  # "topk" | "loss_trajectory" | "sequences" | "metric:<name>"
+    recipe: str  # the baselines.<recipe> section it trains with
     mlp_widths: tuple[int, ...] = (512, 128, 32)  # TrajectoryMIA's attack MLP
 
 
@@ -69,16 +70,21 @@ def expand_specs(params: Params, metrics: list[str]) -> list[BaselineSpec]:
     specs: list[BaselineSpec] = []
     for attack in params.baselines.attacks:
         if attack == "nn_posterior":
-            specs.append(BaselineSpec("nn_posterior", "mlp", "topk", mlp_widths=(64,)))
+            specs.append(
+                BaselineSpec("nn_posterior", "mlp", "topk", "nn_posterior", mlp_widths=(64,))
+            )
         elif attack == "trajectory_mia" and "loss" in metrics:
-            specs.append(BaselineSpec("trajectory_mia", "mlp", "loss_trajectory"))
+            specs.append(BaselineSpec("trajectory_mia", "mlp", "loss_trajectory", "trajectory_mia"))
         elif attack == "seqmia_mlp":
-            specs.append(BaselineSpec("seqmia_mlp", "mlp", "sequences"))
+            specs.append(BaselineSpec("seqmia_mlp", "mlp", "sequences", "seqmia_ablations"))
         elif attack == "seqmia_lstm":
-            specs.append(BaselineSpec("seqmia_lstm", "lstm", "sequences"))
+            specs.append(BaselineSpec("seqmia_lstm", "lstm", "sequences", "seqmia_ablations"))
         elif attack == "seqmia_single_metric" and len(metrics) > 1:
             specs += [
-                BaselineSpec(f"seqmia_only_{m}", "attention_lstm", f"metric:{m}") for m in metrics
+                BaselineSpec(
+                    f"seqmia_only_{m}", "attention_lstm", f"metric:{m}", "seqmia_ablations"
+                )
+                for m in metrics
             ]
     return specs
 
@@ -86,13 +92,23 @@ def expand_specs(params: Params, metrics: list[str]) -> list[BaselineSpec]:
 def features(spec: BaselineSpec, inputs: RoleInputs, topk: int) -> np.ndarray:
     """The attack input of every sample for ``spec``: (N, d) or (N, T, k)."""
     if spec.features == "topk":
-        return topk_posteriors(inputs.logits, topk)
+        return topk_log_posteriors(inputs.logits, topk)
     if spec.features == "loss_trajectory":
         return inputs.sequences[:, :, inputs.metrics.index("loss")]  # (N, T)
     if spec.features == "sequences":
         return inputs.sequences
     metric = spec.features.removeprefix("metric:")
     return inputs.sequences[:, :, [inputs.metrics.index(metric)]]  # (N, T, 1)
+
+
+def attack_recipe(r: RecipeParams) -> AttackRecipe:
+    """A baseline's training recipe from its params section; every baseline selects its epoch
+    on the held-out shadow split."""
+    return AttackRecipe(
+        epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
+        step_size=r.step_size, gamma=r.gamma, min_lr=r.min_lr, selection="best_val_auc",
+        optimizer=r.optimizer, momentum=r.momentum,
+    )  # fmt: skip
 
 
 @task(**ARTEFACT_TASK, task_run_name="baseline-{spec.name}")
@@ -113,10 +129,7 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
         spec.architecture, tuple(x.shape[1:]), b.hidden_size, mlp_widths=spec.mlp_widths
     )
     init_attack_weights(model, generator).to(device)
-    recipe = AttackRecipe(
-        epochs=b.epochs, batch_size=b.batch_size, lr=b.lr, weight_decay=b.weight_decay,
-        step_size=b.step_size, gamma=b.gamma, min_lr=b.min_lr, selection="best_val_auc",
-    )  # fmt: skip
+    recipe = attack_recipe(getattr(b, spec.recipe))
     started = time.perf_counter()
     model, history, selected = train_attack(
         model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator
@@ -126,7 +139,7 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
     scores = member_log_odds(model.cpu(), scaler(features(spec, target, b.topk)))
     logger.info(
         "%s: selected epoch %d of %d (held-out shadow AUC %.4f), %.0fs",
-        spec.name, selected, b.epochs, history[selected - 1].val_auc, seconds,
+        spec.name, selected, recipe.epochs, history[selected - 1].val_auc, seconds,
     )  # fmt: skip
     return {
         "name": spec.name,
@@ -134,6 +147,7 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
         "summary": {
             "architecture": spec.architecture,
             "features": spec.features,
+            "recipe": spec.recipe,
             "input_shape": list(x.shape[1:]),
             "selected_epoch": selected,
             "val_auc": history[selected - 1].val_auc,

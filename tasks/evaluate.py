@@ -14,11 +14,12 @@ from seqmia.artifacts import (
     write_json,
     write_parquet,
 )
-from seqmia.attack import InputScaler, build_attack, member_log_odds
+from seqmia.attack import InputScaler, build_attack, ensemble_log_odds, member_log_odds
 from seqmia.baselines import class_conditional_scores, class_thresholds, metric_attack_scores
-from seqmia.config import Params, params_to_dict
+from seqmia.config import ROLES, Params, params_to_dict
 from seqmia.evaluation import (
     attack_report,
+    auc,
     best_threshold,
     bootstrap_intervals,
     interpolated_tpr_at_fpr,
@@ -28,22 +29,33 @@ from seqmia.layout import Layout
 from seqmia.lira import logit_scaled_confidence, offline_scores, out_sd
 from seqmia.plots import plot_roc_loglog
 from seqmia.report import render_report
+from seqmia.rmia import rmia_scores, true_class_log_prob
 from seqmia.seeding import derive_seed
 from seqmia.sequences import frame_to_arrays
 from tasks.common import ARTEFACT_TASK
 
 
 def seqmia_scores(layout: Layout) -> tuple[pd.DataFrame, np.ndarray]:
-    """Target samples (sorted by id) and their membership log-odds under the SeqMIA attack."""
+    """Target samples (sorted by id) and their membership log-odds under the SeqMIA attack
+    (the mean over the ensemble's members when ``attack.ensemble`` > 1)."""
     summary = read_json(layout.attack_summary_file)
     frame = pd.read_parquet(layout.sequences_file("target"))
     samples, sequences = frame_to_arrays(frame, summary["metrics"])
-    scaler = InputScaler(np.array(summary["scaler_shift"]), np.array(summary["scaler_scale"]))
-    model = build_attack(
-        summary["architecture"], sequences.shape[1:], summary["hidden_size"], summary["num_layers"]
-    )
-    model.load_state_dict(load_state_dict(layout.attack_model_file))
-    return samples, member_log_odds(model, scaler(sequences))
+    log_mask = summary.get("scaler_log_mask")
+    scaler = InputScaler(
+        np.array(summary["scaler_shift"]), np.array(summary["scaler_scale"]),
+        None if log_mask is None else np.array(log_mask, dtype=bool),
+    )  # fmt: skip
+    x = scaler(sequences)
+    scores = []
+    for k in range(1, summary.get("ensemble", 1) + 1):
+        model = build_attack(
+            summary["architecture"], sequences.shape[1:], summary["hidden_size"],
+            summary["num_layers"],
+        )  # fmt: skip
+        model.load_state_dict(load_state_dict(layout.attack_member_file(k)))
+        scores.append(member_log_odds(model, x))
+    return samples, ensemble_log_odds(scores)
 
 
 def final_logits(layout: Layout, role: str, order: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -114,6 +126,65 @@ def lira_attack(
     return offline_scores(phi["target"], t_refs, t_out, sd), threshold
 
 
+def reference_probs(layout: Layout, count: int, role: str, order: pd.DataFrame) -> tuple:
+    """p_y (N, K) of every reference model on ``role``'s samples ("target", "shadow" or
+    "population") in the order of ``order``, and (N, K) true where that model left it out."""
+    probs, out = [], []
+    for index in range(1, count + 1):
+        frame = pd.read_parquet(layout.reference_logits_file(index))
+        frame = order[["sample_id", "label"]].merge(
+            frame[frame["role"] == role], on="sample_id", how="left", validate="1:1"
+        )
+        logits = frame.filter(like="logit_").to_numpy(np.float64)
+        probs.append(np.exp(true_class_log_prob(logits, frame["label"].to_numpy())))
+        out.append(~frame["in_training"].to_numpy(bool))
+    return np.stack(probs, axis=1), np.stack(out, axis=1)
+
+
+def rmia_attack(
+    params: Params, layout: Layout, target: pd.DataFrame, shadow: pd.DataFrame
+) -> tuple[np.ndarray, float, dict]:
+    """Offline RMIA scores of the target samples, a decision threshold and what was chosen.
+
+    ``target``/``shadow``: final-model logit frames of each role's attack samples. The
+    population z is the attacker's distillation part (``rmia.population`` of it, drawn with the
+    seed, or all). The coefficient a (from ``rmia.offline_a``) and the threshold come from the
+    attacker's side only: the shadow model's samples against the reference models that left
+    them out, with the shadow model's answers on the same population.
+    """
+    r, count = params.rmia, params.reference.models
+    logits = lambda f: f.filter(like="logit_").to_numpy(np.float64)  # noqa: E731
+    pop = {role: pd.read_parquet(layout.population_logits_file(role)) for role in ROLES}
+    order = pop["target"][["sample_id", "label"]]
+    if 0 < r.population < len(order):
+        rng = np.random.default_rng(derive_seed(params.seed, "rmia-population"))
+        order = order.iloc[np.sort(rng.choice(len(order), r.population, replace=False))]
+    p_z_refs, _ = reference_probs(layout, count, "population", order)
+    inputs = {}
+    for role, frame in (("target", target), ("shadow", shadow)):
+        z = order[["sample_id"]].merge(pop[role], on="sample_id", how="left", validate="1:1")
+        p_refs, out = reference_probs(layout, count, role, frame)
+        inputs[role] = dict(
+            log_p_x=true_class_log_prob(logits(frame), frame["label"].to_numpy()),
+            p_x_refs=p_refs, x_out_mask=out, p_z_refs=p_z_refs,
+            log_p_z=true_class_log_prob(logits(z), z["label"].to_numpy()),
+        )  # fmt: skip
+    members = shadow["member"].to_numpy()
+    testable = inputs["shadow"]["x_out_mask"].any(axis=1)  # has an OUT reference model
+    shadow_auc = {}
+    for a in r.offline_a:
+        scores = rmia_scores(**inputs["shadow"], a=a, gamma=r.gamma)
+        shadow_auc[a] = auc(roc_curve(scores[testable], members[testable]))
+    best_a = max(r.offline_a, key=lambda a: shadow_auc[a])  # first of equals
+    shadow_scores = rmia_scores(**inputs["shadow"], a=best_a, gamma=r.gamma)
+    threshold = best_threshold(shadow_scores[testable], members[testable])
+    chosen = {
+        "offline_a": best_a, "gamma": r.gamma, "population": len(order),
+        "shadow_auc": shadow_auc[best_a],
+    }  # fmt: skip
+    return rmia_scores(**inputs["target"], a=best_a, gamma=r.gamma), threshold, chosen
+
+
 @task(**ARTEFACT_TASK)
 def evaluate_attacks(params: Params, layout: Layout) -> dict:
     """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG, per-sample scores and
@@ -139,6 +210,14 @@ def evaluate_attacks(params: Params, layout: Layout) -> dict:
     scores["lira_offline"], thresholds["lira_offline"] = lira_attack(
         layout, params.reference.models, target_final, shadow_final
     )
+    scores["rmia_offline"], thresholds["rmia_offline"], rmia_chosen = rmia_attack(
+        params, layout, target_final, shadow_final
+    )
+    logger.info(
+        "rmia_offline: a = %g (shadow AUC %.4f), gamma %g, %d population samples",
+        rmia_chosen["offline_a"], rmia_chosen["shadow_auc"], rmia_chosen["gamma"],
+        rmia_chosen["population"],
+    )  # fmt: skip
 
     attacks, curves = {}, {}
     for name, values in scores.items():
@@ -153,6 +232,15 @@ def evaluate_attacks(params: Params, layout: Layout) -> dict:
                 derive_seed(params.seed, "bootstrap", name),
             )  # fmt: skip
         attacks[name] = report
+        if name == "rmia_offline":
+            report["chosen"] = rmia_chosen
+        if report["straddled_fpr"]:
+            logger.warning(
+                "%s: a tie of scores straddles FPR %s (top tie %d samples, %d distinct scores); "
+                "the conservative TPR there drops the whole tie",
+                name, ", ".join(report["straddled_fpr"]), report["top_tie"],
+                report["distinct_scores"],
+            )  # fmt: skip
         write_csv(
             layout.roc_dir / f"{name}.csv",
             pd.DataFrame({"fpr": curves[name].fpr, "tpr": curves[name].tpr}),

@@ -54,6 +54,19 @@ def attack_samples(layout: Layout, role: str) -> tuple[pd.DataFrame, torch.Tenso
     return pd.concat(tables, ignore_index=True), torch.cat(inputs), torch.cat(labels)
 
 
+# RMIA's population samples z: the attacker's distillation part, which the attacker queries the
+# audited model on anyway and which no target, shadow or reference model trains on.
+POPULATION_PART = "distill"
+
+
+def population_samples(layout: Layout) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
+    """RMIA's population: a table (sample_id, label), inputs and labels of the distillation part."""
+    dataset = load_prepared(layout.dataset_file)
+    partition = pd.read_parquet(layout.partition_file)
+    ids, x, y = part_tensors(dataset, partition, POPULATION_PART)
+    return pd.DataFrame({"sample_id": ids, "label": y.numpy()}), x, y
+
+
 def input_shape(dataset: dict[str, np.ndarray]) -> tuple[int, ...]:
     """(C, H, W) of the prepared images, (D,) of prepared feature vectors."""
     return sample_shape(dataset["x"])

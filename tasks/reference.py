@@ -21,7 +21,7 @@ from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, sample_tensors, train_classifier
+from tasks.models import attack_samples, population_samples, sample_tensors, train_classifier
 from tasks.stopping import raise_if_stopped
 
 
@@ -47,7 +47,7 @@ def training_ids(params: Params, partition: pd.DataFrame, index: int) -> np.ndar
 @task(**ARTEFACT_TASK, task_run_name="reference-{index}")
 def train_reference(index: int, params: Params, layout: Layout) -> dict:
     """Train reference model ``index``; save it, its report and its logits on every attack
-    sample (with whether it trained on that sample)."""
+    sample (with whether it trained on that sample) and on RMIA's population samples."""
     logger = get_run_logger()
     dataset = load_prepared(layout.dataset_file)
     partition = pd.read_parquet(layout.partition_file)
@@ -64,6 +64,11 @@ def train_reference(index: int, params: Params, layout: Layout) -> dict:
         logits = predict_logits(model, inputs).numpy()
         frame = samples[["sample_id"]].assign(role=role, in_training=samples["sample_id"].isin(ids))
         frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))
+    # RMIA's population samples z (the distillation part; never trained on by any model here).
+    population, inputs, _ = population_samples(layout)
+    logits = predict_logits(model, inputs).numpy()
+    frame = population[["sample_id"]].assign(role="population", in_training=False)
+    frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))
     raise_if_stopped()
     save_state_dict(layout.reference_model_file(index), model)
     write_json(layout.reference_report(index), {"index": index, **report})

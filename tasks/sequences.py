@@ -16,7 +16,7 @@ from seqmia.runtime import resolve_device
 from seqmia.sequences import sequence_frame
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, load_model
+from tasks.models import attack_samples, load_model, population_samples
 from tasks.target import load_given_target, query_target
 
 
@@ -66,3 +66,23 @@ def write_sequences(role: str, logits: list[torch.Tensor], params: Params, layou
         "%s: %d samples x %d snapshots x %d metrics", role, len(samples), len(logits), len(names)
     )
     return {"role": role, "samples": len(samples), "snapshots": len(logits)}
+
+
+@task(**ARTEFACT_TASK, task_run_name="query-population-{role}")
+def write_population_logits(role: str, params: Params, layout: Layout) -> dict:
+    """The role's original model's logits on RMIA's population samples (black-box queries on
+    the attacker's own data)."""
+    device = resolve_device(params.device)
+    dataset = load_prepared(layout.dataset_file)
+    population, inputs, _ = population_samples(layout)
+    batch = params.sequences.batch_size
+    if role == "target" and params.target.source == "checkpoint":  # queried its own way
+        model = load_given_target(params, layout, device)
+        ids = population["sample_id"].to_numpy()
+        logits = query_target(params, layout, model, ids, batch).numpy()
+    else:
+        model = load_model(params, dataset, layout.model_file(role), device)
+        logits = predict_logits(model, inputs, batch_size=batch).numpy()
+    frame = population.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])})
+    write_parquet(layout.population_logits_file(role), frame)
+    return {"role": role, "population": len(frame)}

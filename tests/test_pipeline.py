@@ -28,9 +28,13 @@ STAGES = (
 METRICS = ("loss", "max", "sd", "entropy", "m_entropy")
 ATTACKS = {
     "seqmia", "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "lira_offline",
+    "rmia_offline",
     *(f"seqmia_only_{m}" for m in METRICS),
     *(f"{m}{cc}" for m in ("loss", "max_confidence", "entropy", "m_entropy") for cc in ("", "_cc")),
 }  # fmt: skip
+TRAINED = {"seqmia", "nn_posterior", "trajectory_mia"} | {
+    a for a in ATTACKS if a.startswith("seqmia_")
+}
 
 
 def tiny_params() -> dict:
@@ -45,7 +49,8 @@ def tiny_params() -> dict:
     params["reference"]["models"] = 2
     params["distill"]["epochs"] = 12  # long enough for the kill test to land mid-stage
     params["attack"].update(epochs=4, batch_size=20)
-    params["baselines"].update(epochs=3, batch_size=20)
+    for recipe in ("nn_posterior", "trajectory_mia", "seqmia_ablations"):
+        params["baselines"][recipe].update(epochs=3, batch_size=20)
     params["evaluate"].update(fpr_targets=[0.01, 0.1], bootstrap=50)
     return params
 
@@ -104,22 +109,36 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
         assert len(seq) == 200 * 13 and set(seq["snapshot"]) == set(range(1, 14))
         assert set(seq["part"]) == {f"{role}_in", f"{role}_out"}
 
+    distill_ids = set(partition.loc[partition["role"] == "distill", "sample_id"])
     for index in (1, 2):  # LiRA's reference models: trained on shadow data only
         logits = pd.read_parquet(repo / "data" / "reference" / f"logits_{index}.parquet")
-        assert len(logits) == 400 and set(logits["role"]) == {"target", "shadow"}
+        assert len(logits) == 400 + 200
+        assert set(logits["role"]) == {"target", "shadow", "population"}
         trained = logits[logits["in_training"]]
         assert (trained["role"] == "shadow").all() and len(trained) == 100
+        population = logits[logits["role"] == "population"]
+        assert set(population["sample_id"]) == distill_ids  # RMIA's z: the attacker's own data
         assert (repo / "data" / "reference" / f"model_{index}.pt").is_file()
+    for role in ("target", "shadow"):  # the original models' answers on the population
+        population = pd.read_parquet(repo / "data" / "final_logits" / f"{role}_population.parquet")
+        assert set(population["sample_id"]) == distill_ids and len(population) == 200
 
     seqmia = metrics["attacks"]["seqmia"]
     assert set(metrics["attacks"]) == ATTACKS
     assert set(seqmia["tpr_at_fpr"]) == {"0.01", "0.1"}
     assert seqmia["n_members"] == seqmia["n_nonmembers"] == 100
-    for report in metrics["attacks"].values():
+    for name, report in metrics["attacks"].items():
         assert 0.0 <= report["auc"] <= 1.0 and 0.0 <= report["balanced_accuracy"] <= 1.0
+        # Ties reported, never hidden; a trained attack scores in log-odds and must not tie
+        # more than a handful of samples at the top of its ranking.
+        assert report["top_tie"] >= 1 and 1 <= report["distinct_scores"] <= 200
+        assert isinstance(report["straddled_fpr"], list)
+        if name in TRAINED:
+            assert report["top_tie"] <= 3, (name, report["top_tie"])
         lo, hi = report["ci95"]["auc"]
         assert lo <= report["auc"] <= hi
         assert set(report["ci95"]["tpr_at_fpr"]) == {"0.01", "0.1"}
+    assert 0.0 <= metrics["attacks"]["rmia_offline"]["chosen"]["offline_a"] <= 1.0
     for role in ("target", "shadow"):
         assert set(metrics["models"][role]) == {"train_accuracy", "test_accuracy"}
     scores = pd.read_parquet(repo / "eval" / "scores.parquet")
@@ -139,17 +158,23 @@ def test_unchanged_repro_runs_nothing(clean_run, env: dict[str, str]) -> None:
     assert stages_run(repro(repo, env).stdout) == []
 
 
-def test_changing_attack_epochs_reruns_only_attack_and_evaluate(
+def test_changing_attack_params_reruns_only_attack_and_evaluate(
     clean_run, env: dict[str, str]
 ) -> None:
     repo, _, _ = clean_run
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["attack"]["epochs"] = 6
+    params["attack"].update(epochs=6, ensemble=2, input_transform="log_loss_metrics_standardize")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = repro(repo, env)
     assert stages_run(result.stdout) == ["attack", "evaluate"]  # not baselines, not models
     history = pd.read_csv(repo / "eval" / "attack_history.csv")
     assert history["epoch"].tolist() == list(range(1, 7))
+    summary = json.loads((repo / "data" / "attack" / "summary.json").read_text())
+    assert summary["ensemble"] == 2 and len(summary["ensemble_members"]) == 2
+    assert summary["scaler_log_mask"] == [True, False, False, True, True]  # loss, entropy, m_ent.
+    assert (repo / "data" / "attack" / "seqmia_2.pt").is_file()
+    metrics = json.loads((repo / "eval" / "metrics.json").read_text())
+    assert metrics["attacks"]["seqmia"]["top_tie"] <= 3
 
 
 def test_killed_stage_leaves_no_cached_artefact_and_repro_recovers(

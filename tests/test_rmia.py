@@ -1,0 +1,95 @@
+"""Offline RMIA (seqmia.rmia) on tiny arrays, against the pairwise definition."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from seqmia.rmia import offline_marginal, rmia_scores, true_class_log_prob
+
+
+def pairwise_definition(p_x, p_x_refs, x_out, p_z, p_z_refs, a, gamma):
+    """RMIA straight from the paper's definition, in probabilities, one pair at a time."""
+    scores = []
+    for i in range(len(p_x)):
+        outs = [p_x_refs[i][k] for k in range(len(p_x_refs[i])) if x_out[i][k]]
+        if not outs:
+            scores.append(math.nan)
+            continue
+        px = (1 + a) / 2 * (sum(outs) / len(outs)) + (1 - a) / 2
+        count = 0
+        for j in range(len(p_z)):
+            pz = (1 + a) / 2 * (sum(p_z_refs[j]) / len(p_z_refs[j])) + (1 - a) / 2
+            count += (p_x[i] / px) / (p_z[j] / pz) > gamma
+        scores.append(count / len(p_z))
+    return np.array(scores)
+
+
+def test_hand_example() -> None:
+    # a = 1: p(x) is the OUT mean. x0: 0.9 under the target, 0.3 under the reference (ratio 3);
+    # x1: 0.5 vs 0.5 (ratio 1). Population ratios: 0.5, 2, 4.
+    scores = rmia_scores(
+        np.log([0.9, 0.5]), np.array([[0.3], [0.5]]), np.ones((2, 1), bool),
+        np.log([0.4, 0.8, 0.8]), np.array([[0.8], [0.4], [0.2]]), a=1.0, gamma=1.0,
+    )  # fmt: skip
+    np.testing.assert_allclose(scores, [2 / 3, 1 / 3])
+    # With gamma = 2, x0 (ratio 3) needs a population ratio below 1.5: only 0.5.
+    scores = rmia_scores(
+        np.log([0.9, 0.5]), np.array([[0.3], [0.5]]), np.ones((2, 1), bool),
+        np.log([0.4, 0.8, 0.8]), np.array([[0.8], [0.4], [0.2]]), a=1.0, gamma=2.0,
+    )  # fmt: skip
+    np.testing.assert_allclose(scores, [1 / 3, 0.0])
+
+
+@pytest.mark.parametrize("a", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("gamma", [1.0, 2.0])
+def test_matches_pairwise_definition_on_random_arrays(a: float, gamma: float) -> None:
+    rng = np.random.default_rng(7)
+    n, z, k = 13, 17, 3
+    p_x, p_z = rng.uniform(0.01, 1, n), rng.uniform(0.01, 1, z)
+    p_x_refs, p_z_refs = rng.uniform(0.01, 1, (n, k)), rng.uniform(0.01, 1, (z, k))
+    x_out = rng.random((n, k)) < 0.6
+    x_out[0] = False  # no OUT reference: cannot be tested offline
+    expected = pairwise_definition(p_x, p_x_refs, x_out, p_z, p_z_refs, a, gamma)
+    got = rmia_scores(np.log(p_x), p_x_refs, x_out, np.log(p_z), p_z_refs, a, gamma)
+    assert np.isnan(got[0]) and np.isnan(expected[0])
+    np.testing.assert_allclose(got[1:], expected[1:])
+
+
+def test_offline_marginal_interpolates_towards_one() -> None:
+    p_refs = np.array([[0.2, 0.6], [0.4, 0.9]])
+    out = np.array([[True, True], [True, False]])
+    np.testing.assert_allclose(offline_marginal(p_refs, out, 1.0), [0.4, 0.4])
+    np.testing.assert_allclose(offline_marginal(p_refs, out, 0.0), [0.7, 0.7])
+    np.testing.assert_allclose(offline_marginal(p_refs, out, 0.5), [0.55, 0.55])
+
+
+def test_scores_are_fractions_and_rank_a_memorised_sample_first() -> None:
+    # The member: confident under the audited model, unsure under the references.
+    p_x = np.array([0.99, 0.6, 0.3])
+    p_x_refs = np.array([[0.3], [0.6], [0.3]])
+    rng = np.random.default_rng(0)
+    p_z = rng.uniform(0.2, 0.9, 50)
+    p_z_refs = np.clip(p_z[:, None] + rng.normal(0, 0.05, (50, 1)), 0.05, 1)
+    scores = rmia_scores(np.log(p_x), p_x_refs, np.ones((3, 1), bool), np.log(p_z), p_z_refs,
+                         a=0.3, gamma=1.0)  # fmt: skip
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert scores[0] > scores[1] and scores[0] > scores[2]
+    assert scores[0] * 50 == int(scores[0] * 50)  # a count over the population
+
+
+def test_bad_coefficients_refused() -> None:
+    args = (np.log([0.5]), np.array([[0.5]]), np.ones((1, 1), bool), np.log([0.5]), [[0.5]])
+    with pytest.raises(ValueError, match="offline coefficient"):
+        rmia_scores(*args, a=1.5, gamma=1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        rmia_scores(*args, a=0.5, gamma=0.0)
+
+
+def test_true_class_log_prob_is_exact_near_one() -> None:
+    logits = np.array([[50.0, 0.0], [0.0, 0.0]])
+    got = true_class_log_prob(logits, np.array([0, 1]))
+    assert got[0] == pytest.approx(-math.exp(-50), rel=1e-9)  # log(1 - e^-50) ~ -e^-50
+    assert got[1] == pytest.approx(math.log(0.5))
