@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqmia.artifacts import CHECKSUM_KEY, weights_digest
 from seqmia.config import PARTS
 from seqmia.data import _list_image_folder, is_image, to_model_input
 from seqmia.errors import UserError
@@ -365,6 +366,13 @@ def load_target(
         raise CheckpointError(
             f"target.checkpoint {path.name} is not a state dict (a mapping of names to tensors); "
             "save it with torch.save(model.state_dict(), path)"
+        )
+    state = dict(state)
+    recorded = state.pop(CHECKSUM_KEY, None)  # weights files written by this pipeline carry one
+    if recorded is not None and not torch.equal(recorded, weights_digest(state)):
+        raise CheckpointError(
+            f"target.checkpoint {path.name} changed after it was written (its weights do not "
+            "match the SHA-256 recorded in it); replace it with the original file"
         )
     model = build()
     check_state_dict(model, state, name)

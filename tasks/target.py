@@ -27,6 +27,7 @@ from seqmia.checkpoint import (
     target_logits,
 )
 from seqmia.config import PARTS, Params
+from seqmia.data import data_root
 from seqmia.layout import Layout
 from seqmia.partition import check_disjoint, part_ids
 from seqmia.runtime import resolve_device
@@ -39,7 +40,9 @@ from tasks.models import new_model, num_classes
 def member_lists(params: Params, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Sample ids of the target's members and non-members, checked: known and disjoint."""
     dataset = load_prepared(layout.dataset_file)
-    paths = image_folder_index(read_json(layout.dataset_info).get("source", ""))
+    # info.json writes the data root as a placeholder (outputs do not depend on where it is).
+    source = read_json(layout.dataset_info).get("source", "")
+    paths = image_folder_index(source.replace("$SEQMIA_DATA_ROOT", str(data_root().resolve())))
     lists = []
     for key in ("members", "nonmembers"):
         path = target_file(layout.root, getattr(params.target, key), f"target.{key}")
