@@ -15,13 +15,15 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from seqmia.errors import DamagedFileError, UserError, first_line
+
+if TYPE_CHECKING:  # torch is imported where it is used: stages without it never pay for it
+    import torch
 
 
 def _read_umask() -> int:
@@ -109,6 +111,8 @@ class UntrustedFileError(UserError, pickle.UnpicklingError):
 
 def weights_digest(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """SHA-256 over every entry's name, dtype, shape and bytes (sorted by name), as (32,) uint8."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(k for k in state if k != CHECKSUM_KEY):
         tensor = state[name].detach().cpu().contiguous()
@@ -119,6 +123,8 @@ def weights_digest(state: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def save_state_dict(path: str | Path, module: torch.nn.Module) -> None:
     """Save ``module``'s state dict (tensors on CPU) with its checksum, atomically."""
+    import torch
+
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     state[CHECKSUM_KEY] = weights_digest(state)
     # Serialise to memory first: torch.save names the archive's records after the file it writes
@@ -133,6 +139,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict saved by ``save_state_dict``; refuses pickled code (weights only), and a
     file that is damaged or whose weights no longer match their recorded checksum, with a
     ``DamagedFileError`` naming the file. Weights saved elsewhere (no checksum) load unchecked."""
+    import torch
+
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
