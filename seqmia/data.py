@@ -260,17 +260,25 @@ def normalisation_stats(x: np.ndarray, chunk: int = 5000) -> tuple[np.ndarray, n
     return (mean / 255.0).astype(np.float32), np.maximum(std / 255.0, 1e-3).astype(np.float32)
 
 
-def to_model_input(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+def to_model_input(
+    x: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk: int = 1024
+) -> torch.Tensor:
     """Normalised float32 model input.
 
     (N, H, W, C) uint8 images -> (N, C, H, W), in [0, 1] units then ``(x - mean) / std``.
     (N, D) float features -> (N, D) ``(x - mean) / std``.
+    Converts ``chunk`` samples at a time into the one output array, so the float temporaries of
+    the arithmetic never exceed one chunk (the values are the same as converting all at once).
     """
     if not is_image(x):
         xf = (x.astype(np.float32) - mean) / std
         return torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
-    xf = (x.astype(np.float32) / 255.0 - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(xf.transpose(0, 3, 1, 2)))
+    n, h, w, c = x.shape
+    out = np.empty((n, c, h, w), dtype=np.float32)
+    for start in range(0, n, chunk):
+        xf = (x[start : start + chunk].astype(np.float32) / 255.0 - mean) / std
+        out[start : start + chunk] = xf.transpose(0, 3, 1, 2)
+    return torch.from_numpy(out)
 
 
 def input_shape(x: np.ndarray) -> tuple[int, ...]:
