@@ -159,15 +159,25 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
     for (f, _, _), blob in zip(entries, blobs, strict=False):
         digest.update(str(f.relative_to(folder)).encode())
         digest.update(hashlib.sha256(blob).digest())
+    # Decode straight into the one (N, H, W, C) array: no second copy of every image.
+    paths = [f for f, _, _ in entries]
+    first = _read_image(paths[0], blobs[0])
+    x = np.empty((len(entries), *first.shape), dtype=np.uint8)
+
+    def decode_into(i: int) -> tuple[int, ...]:
+        image = _read_image(paths[i], blobs[i])
+        if image.shape == first.shape:
+            x[i] = image
+        return image.shape
+
     # PIL releases the GIL while decoding, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        paths = [f for f, _, _ in entries]
-        images = list(pool.map(_read_image, paths, blobs, chunksize=256))
-    shapes = {im.shape for im in images}
+        shapes = set(pool.map(decode_into, range(len(entries)), chunksize=256))
+    blobs.clear()  # the encoded files are not needed any more
     if len(shapes) != 1:
         raise ValueError(f"images under {folder} differ in size: {sorted(shapes)[:3]}")
     return RawDataset(
-        x=np.stack(images),
+        x=x,
         y=np.array([label for _, label, _ in entries], dtype=np.int64),
         split=np.array([split for _, _, split in entries]),
         classes=list(classes or []),
