@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.io import decode_image
 
 from seqmia.errors import DamagedFileError, UserError, first_line
 
@@ -115,6 +113,11 @@ def _decode(blob: bytes) -> np.ndarray:
     torchvision's decoder (JPEG, PNG, GIF, WebP) is about 4x faster than PIL's on small images;
     PIL reads every other format.
     """
+    # Imported here: only the prepare stage decodes images, and torchvision takes about 2 s to
+    # import, which every model stage would otherwise pay at start-up.
+    from PIL import Image
+    from torchvision.io import decode_image
+
     try:
         chw = decode_image(torch.frombuffer(bytearray(blob), dtype=torch.uint8))  # (C, H, W)
         arr = chw.permute(1, 2, 0).numpy()
