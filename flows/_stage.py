@@ -6,36 +6,45 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-import torch
 import yaml
-from prefect import Flow
-from prefect.client.orchestration import get_client
-from prefect.flow_engine import run_flow
-from prefect.states import Pending
-from prefect.task_runners import TaskRunner
 
+from flows._server import SERVER_ENV, shared_server_url
 from seqmia.artifacts import remove_stale_temporaries
 from seqmia.config import Params, load_params
 from seqmia.errors import UserError
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device, threads_per_worker
 
+if TYPE_CHECKING:  # imported only when a stage asks for Dask or uses torch: not paid otherwise
+    from prefect import Flow
+    from prefect.task_runners import TaskRunner
+
 # Where a stage's tasks run: "threads" (default: a thread pool in the stage's process) or "dask"
 # (a Dask cluster: the one at SEQMIA_DASK_ADDRESS, else a local cluster of worker processes).
 RUNNER_ENV = "SEQMIA_TASK_RUNNER"
 DASK_ADDRESS_ENV = "SEQMIA_DASK_ADDRESS"
+# The line a stage prints at its end with the seconds from its flow body's start (``setup``) to
+# the flow's return: benchmarks/pipeline.py takes the rest of the stage's wall time as its fixed
+# cost (interpreter start, imports, Prefect server and flow run set-up, DVC's own checks).
+TIMING_PREFIX = "stage work seconds:"
+_work_started: list[float] = []
 # Seconds to wait for the Prefect API's health endpoint before a stage gives up on it.
 API_TIMEOUT_ENV = "SEQMIA_API_TIMEOUT"
 
 
 def setup(params_file: str, concurrent_workers: int = 1) -> tuple[Params, Layout]:
     """Validate params.yaml and give each concurrent CPU worker its share of the cores."""
+    _work_started.append(time.perf_counter())
     params = load_params(params_file)
-    torch.set_num_threads(threads_per_worker(concurrent_workers))
+    # Stages that use torch import it with their tasks; the others (partition) never pay for it.
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads_per_worker(concurrent_workers))
     return params, Layout(Path(params_file).resolve().parent)
 
 
@@ -112,6 +121,24 @@ def check_api_answers() -> None:
     )
 
 
+def use_shared_server() -> None:
+    """Without ``PREFECT_API_URL``, point this process at the run's shared local server (see
+    flows/_server.py) instead of letting Prefect start a temporary one in every stage;
+    ``SEQMIA_PREFECT_SERVER=temporary`` keeps Prefect's own temporary server."""
+    mode = os.environ.get(SERVER_ENV) or "shared"
+    if mode not in ("shared", "temporary"):
+        raise UserError(f"{SERVER_ENV} must be 'shared' or 'temporary', got {mode!r}")
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or mode == "temporary":
+        return
+
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
+    os.environ["PREFECT_API_URL"] = shared_server_url(timeout)
+    prefect.context.refresh_global_settings_context()  # Prefect read the environment at import
+
+
 def stage_outputs(root: Path, stage: str) -> list[Path]:
     """The outs, metrics and plots that dvc.yaml declares for ``stage`` (none if not listed)."""
     dvc_file = root / "dvc.yaml"
@@ -135,6 +162,10 @@ def call_flow(flow: Flow, parameters: dict) -> None:
     if not parent:
         flow(**parameters)
         return
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+    from prefect.states import Pending
+
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run(
             flow, name=os.environ.get(RUN_NAME_ENV), parameters=parameters,
@@ -154,7 +185,9 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
     args = parser.parse_args()
     try:
         params = load_params(args.params)  # fail fast, before Prefect starts anything
-        resolve_device(params.device)  # a device this machine lacks, before any work
+        if params.device not in ("auto", "cpu"):  # "auto" and "cpu" always resolve; no torch here
+            resolve_device(params.device)  # a device this machine lacks, before any work
+        use_shared_server()
         check_api_answers()
         quiet_user_error_tracebacks()
         remove_stale_temporaries(stage_outputs(Path(args.params).resolve().parent, flow.name))
@@ -162,6 +195,8 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
         if runner is not None:
             flow = flow.with_options(task_runner=runner)
         call_flow(flow, {"params_file": args.params})
+        if _work_started:
+            print(f"{TIMING_PREFIX} {time.perf_counter() - _work_started[0]:.3f}", file=sys.stderr)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -10,18 +10,23 @@ import contextlib
 import hashlib
 import io
 import json
+import mmap
 import os
 import pickle
+import struct
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from seqmia.errors import DamagedFileError, UserError, first_line
+
+if TYPE_CHECKING:  # torch is imported where it is used: stages without it never pay for it
+    import torch
 
 
 def _read_umask() -> int:
@@ -95,6 +100,46 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez(fh, **arrays)
 
 
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickled objects). Members stored uncompressed (what
+    ``write_npz`` writes) are memory-mapped read-only: a stage that reads some rows of a large
+    array holds only the pages of those rows, not a copy of the whole array. Random access is
+    advised so the kernel maps only the pages read (no read-ahead, no fault-around)."""
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as fh:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            array = _mapped_member(path, fh, info) if info.compress_type == 0 else None
+            if array is None:
+                with archive.open(info) as member:
+                    array = np.lib.format.read_array(member, allow_pickle=False)
+            arrays[name] = array
+    return arrays
+
+
+def _mapped_member(path: str | Path, fh, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """The stored (uncompressed) ``.npy`` member ``info`` as a read-only memory map, or None
+    where it cannot be mapped (object arrays, empty arrays)."""
+    fh.seek(info.header_offset)
+    local = fh.read(30)  # the member's local header: its name and extra field lengths at 26..30
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    fh.seek(info.header_offset + 30 + name_len + extra_len)
+    version = np.lib.format.read_magic(fh)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran, dtype = read_header(fh)
+    if dtype.hasobject or int(np.prod(shape)) == 0:
+        return None
+    array = np.memmap(
+        path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape, order="F" if fortran else "C"
+    )
+    array._mmap.madvise(mmap.MADV_RANDOM)
+    return np.asarray(array)  # a plain read-only ndarray view of the map
+
+
 # Key under which ``save_state_dict`` stores the SHA-256 of the weights inside the file itself,
 # so the check travels with the file through DVC's cache, checkouts and copies.
 CHECKSUM_KEY = "_sha256"
@@ -109,6 +154,8 @@ class UntrustedFileError(UserError, pickle.UnpicklingError):
 
 def weights_digest(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """SHA-256 over every entry's name, dtype, shape and bytes (sorted by name), as (32,) uint8."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(k for k in state if k != CHECKSUM_KEY):
         tensor = state[name].detach().cpu().contiguous()
@@ -119,6 +166,8 @@ def weights_digest(state: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def save_state_dict(path: str | Path, module: torch.nn.Module) -> None:
     """Save ``module``'s state dict (tensors on CPU) with its checksum, atomically."""
+    import torch
+
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     state[CHECKSUM_KEY] = weights_digest(state)
     # Serialise to memory first: torch.save names the archive's records after the file it writes
@@ -133,6 +182,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict saved by ``save_state_dict``; refuses pickled code (weights only), and a
     file that is damaged or whose weights no longer match their recorded checksum, with a
     ``DamagedFileError`` naming the file. Weights saved elsewhere (no checksum) load unchecked."""
+    import torch
+
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

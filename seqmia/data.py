@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.io import decode_image
 
 from seqmia.errors import DamagedFileError, UserError, first_line
 
@@ -115,6 +113,11 @@ def _decode(blob: bytes) -> np.ndarray:
     torchvision's decoder (JPEG, PNG, GIF, WebP) is about 4x faster than PIL's on small images;
     PIL reads every other format.
     """
+    # Imported here: only the prepare stage decodes images, and torchvision takes about 2 s to
+    # import, which every model stage would otherwise pay at start-up.
+    from PIL import Image
+    from torchvision.io import decode_image
+
     try:
         chw = decode_image(torch.frombuffer(bytearray(blob), dtype=torch.uint8))  # (C, H, W)
         arr = chw.permute(1, 2, 0).numpy()
@@ -159,15 +162,25 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
     for (f, _, _), blob in zip(entries, blobs, strict=False):
         digest.update(str(f.relative_to(folder)).encode())
         digest.update(hashlib.sha256(blob).digest())
+    # Decode straight into the one (N, H, W, C) array: no second copy of every image.
+    paths = [f for f, _, _ in entries]
+    first = _read_image(paths[0], blobs[0])
+    x = np.empty((len(entries), *first.shape), dtype=np.uint8)
+
+    def decode_into(i: int) -> tuple[int, ...]:
+        image = _read_image(paths[i], blobs[i])
+        if image.shape == first.shape:
+            x[i] = image
+        return image.shape
+
     # PIL releases the GIL while decoding, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        paths = [f for f, _, _ in entries]
-        images = list(pool.map(_read_image, paths, blobs, chunksize=256))
-    shapes = {im.shape for im in images}
+        shapes = set(pool.map(decode_into, range(len(entries)), chunksize=256))
+    blobs.clear()  # the encoded files are not needed any more
     if len(shapes) != 1:
         raise ValueError(f"images under {folder} differ in size: {sorted(shapes)[:3]}")
     return RawDataset(
-        x=np.stack(images),
+        x=x,
         y=np.array([label for _, label, _ in entries], dtype=np.int64),
         split=np.array([split for _, _, split in entries]),
         classes=list(classes or []),
@@ -260,17 +273,25 @@ def normalisation_stats(x: np.ndarray, chunk: int = 5000) -> tuple[np.ndarray, n
     return (mean / 255.0).astype(np.float32), np.maximum(std / 255.0, 1e-3).astype(np.float32)
 
 
-def to_model_input(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+def to_model_input(
+    x: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk: int = 1024
+) -> torch.Tensor:
     """Normalised float32 model input.
 
     (N, H, W, C) uint8 images -> (N, C, H, W), in [0, 1] units then ``(x - mean) / std``.
     (N, D) float features -> (N, D) ``(x - mean) / std``.
+    Converts ``chunk`` samples at a time into the one output array, so the float temporaries of
+    the arithmetic never exceed one chunk (the values are the same as converting all at once).
     """
     if not is_image(x):
         xf = (x.astype(np.float32) - mean) / std
         return torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
-    xf = (x.astype(np.float32) / 255.0 - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(xf.transpose(0, 3, 1, 2)))
+    n, h, w, c = x.shape
+    out = np.empty((n, c, h, w), dtype=np.float32)
+    for start in range(0, n, chunk):
+        xf = (x[start : start + chunk].astype(np.float32) / 255.0 - mean) / std
+        out[start : start + chunk] = xf.transpose(0, 3, 1, 2)
+    return torch.from_numpy(out)
 
 
 def input_shape(x: np.ndarray) -> tuple[int, ...]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from seqmia.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used: stages without it never pay for it
+    import torch
 
 
 def resolve_device(requested: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; otherwise the named device (must exist)."""
+    import torch
+
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
@@ -29,6 +33,8 @@ def resolve_device(requested: str) -> torch.device:
 def resolve_precision(requested: str, device: torch.device) -> str:
     """``auto`` -> "bf16" on a CUDA device that supports it (mixed precision pays there: tensor
     cores, half the activation memory), else "fp32"; explicit choices are checked."""
+    import torch
+
     cuda = device.type == "cuda"
     if requested == "auto":
         return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: stages without it never pay for it
+    import torch
 
 
 def derive_seed(seed: int, *names: str) -> int:
@@ -19,6 +21,8 @@ def derive_seed(seed: int, *names: str) -> int:
 
 def make_generator(seed: int, *names: str, device: str | torch.device = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``derive_seed(seed, *names)``."""
+    import torch
+
     gen = torch.Generator(device=device)
     gen.manual_seed(derive_seed(seed, *names))
     return gen

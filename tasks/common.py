@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from prefect.cache_policies import NO_CACHE
 
-from seqmia.artifacts import RESTORE_HINT, load_state_dict
+from seqmia.artifacts import RESTORE_HINT, load_npz, load_state_dict
 from seqmia.errors import DamagedFileError, UserError, first_line
 
 # Keyword arguments of every task that writes artefacts (see tasks/__init__.py).
@@ -46,8 +46,7 @@ def record_timing(what: str, seconds: float) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load_npz(path: str, mtime: float) -> dict[str, np.ndarray]:
-    with np.load(path) as npz:
-        return {key: npz[key] for key in npz.files}
+    return load_npz(path)  # memory-mapped: concurrent tasks and stages read only their rows
 
 
 def load_prepared(path: Path) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import torch
 
 from seqmia.artifacts import (
     atomic_path,
+    load_npz,
     load_state_dict,
     read_json,
     save_state_dict,
@@ -139,3 +140,17 @@ def test_make_generator_uses_derived_seed():
     a = torch.rand(3, generator=make_generator(0, "attack"))
     b = torch.rand(3, generator=make_generator(0, "attack"))
     assert torch.equal(a, b)
+
+
+def test_load_npz_maps_stored_members_read_only_with_the_same_values(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, size=(7, 4, 4, 3), dtype=np.uint8)
+    arrays = {"x": x, "y": np.arange(7), "classes": np.array(["a", "bb"]), "e": np.zeros(0)}
+    write_npz(tmp_path / "d.npz", **arrays)
+    loaded = load_npz(tmp_path / "d.npz")
+    assert sorted(loaded) == sorted(arrays)
+    for key, value in arrays.items():
+        assert loaded[key].dtype == value.dtype
+        np.testing.assert_array_equal(loaded[key], value)
+    assert type(loaded["x"]) is np.ndarray and not loaded["x"].flags.writeable
+    assert not loaded["x"].flags.owndata  # a view of the file, not a copy
+    np.testing.assert_array_equal(loaded["x"][[5, 1]], x[[5, 1]])

@@ -156,6 +156,20 @@ def test_to_model_input_layout_and_values():
     np.testing.assert_allclose(flat.std(axis=0), 1.0, atol=1e-4)
 
 
+def test_to_model_input_in_chunks_equals_all_at_once_bit_for_bit():
+    x = np.random.default_rng(3).integers(0, 256, size=(11, 4, 6, 3), dtype=np.uint8)
+    mean, std = normalisation_stats(x)
+    whole = to_model_input(x, mean, std, chunk=len(x)).numpy()
+    reference = np.ascontiguousarray(
+        ((x.astype(np.float32) / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    )
+    for chunk in (1, 3, 4, 100):
+        out = to_model_input(x, mean, std, chunk=chunk)
+        assert out.is_contiguous()
+        np.testing.assert_array_equal(out.numpy().view(np.uint32), whole.view(np.uint32))
+    np.testing.assert_array_equal(whole.view(np.uint32), reference.view(np.uint32))
+
+
 def test_feature_vectors_identity_normalisation_and_input():
     x = np.random.default_rng(2).integers(0, 2, size=(7, 5)).astype(np.float32)
     mean, std = normalisation_stats(x)

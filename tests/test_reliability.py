@@ -392,8 +392,8 @@ def _base() -> dict:
         (lambda p: p["train"].update(lr=float("nan")), "'train.lr' must be a finite number"),
         (lambda p: p["attack"].update(weight_decay=float("inf")),
          "'attack.weight_decay' must be a finite number"),
-        (lambda p: p["baselines"].update(weight_decay=float("nan")),
-         "'baselines.weight_decay' must be a finite number"),
+        (lambda p: p["baselines"]["trajectory_mia"].update(weight_decay=float("nan")),
+         "'baselines.trajectory_mia.weight_decay' must be a finite number"),
         (lambda p: p.update(trian={"epochs": 3}), "unknown params key 'trian'"),
         (lambda p: p.pop("distill"), "missing section 'distill' (expected a section with keys "
                                       "['epochs', 'temperature', 'shadow_extra_epochs'])"),

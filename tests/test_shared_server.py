@@ -1,0 +1,85 @@
+"""Without PREFECT_API_URL the stages of a run share one local Prefect server, started by the
+first stage and stopped by itself once idle (flows/_server.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from flows._server import LEASES_DIR, STATE_FILE, healthy
+from tests.test_pipeline import make_repo, tiny_params
+
+pytestmark = pytest.mark.slow
+
+IDLE_SECONDS = 5
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _flow_run_names(api_url: str) -> list[str]:
+    request = urllib.request.Request(
+        f"{api_url}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        runs = json.loads(response.read())
+    with urllib.request.urlopen(f"{api_url}/flows/filter", data=b"{}", timeout=10) as response:
+        flows = {f["id"]: f["name"] for f in json.loads(response.read())}
+    return sorted(flows[r["flow_id"]] for r in runs if r["state_type"] == "COMPLETED")
+
+
+def test_stages_share_one_server_that_stops_when_idle(tmp_path: Path, digits_root: Path) -> None:
+    home = tmp_path / "prefect_home"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SEQMIA_"))
+    }  # fmt: skip
+    env.update(
+        PREFECT_HOME=str(home), SEQMIA_SERVER_IDLE=str(IDLE_SECONDS), PYTHONPATH="",
+        SEQMIA_DATA_ROOT=str(digits_root), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DVC_NO_ANALYTICS="1",
+    )  # fmt: skip
+    repo = make_repo(tmp_path / "repo", tiny_params())
+    keeper = None
+    try:
+        out = subprocess.run(
+            ["dvc", "repro", "partition"], cwd=repo, env=env, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        state = json.loads((home / STATE_FILE).read_text())
+        keeper = state["pid"]
+        assert _alive(keeper) and healthy(state["url"])
+        assert _flow_run_names(state["url"]) == ["partition", "prepare"]
+
+        # A later stage finds the same server instead of starting another.
+        out = subprocess.run(
+            ["python", "-m", "flows.partition"], cwd=repo, env=env, capture_output=True,
+            text=True, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads((home / STATE_FILE).read_text()) == state
+        assert _flow_run_names(state["url"]) == ["partition", "partition", "prepare"]
+
+        # With no stage running it stops on its own, and forgets itself.
+        deadline = time.monotonic() + IDLE_SECONDS + 60
+        while _alive(keeper) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _alive(keeper), "the shared server did not stop when idle"
+        assert not (home / STATE_FILE).exists()
+        assert not healthy(state["url"])
+        assert not list((home / LEASES_DIR).iterdir())
+    finally:
+        if keeper is not None and _alive(keeper):
+            os.killpg(keeper, signal.SIGTERM)
