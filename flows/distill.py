@@ -14,7 +14,8 @@ from tasks.stopping import results_or_stop
 def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     """Distil target and shadow side by side on the shared distillation part."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
-    teachers = [layout.model_file(role) for role in ROLES]
+    given = params.target.source == "checkpoint"  # a given target has no data/models/target.pt
+    teachers = [layout.model_file(r) for r in ROLES if not (given and r == "target")]
     check_inputs([layout.dataset_file, layout.partition_file, *teachers])
     runs = [distill_role.submit(role, params, layout) for role in ROLES]
     return results_or_stop(runs)
