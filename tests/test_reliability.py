@@ -260,38 +260,42 @@ def test_attack_training_stops_when_asked():
 
 @pytest.mark.slow
 def test_a_failing_baseline_stops_its_sibling_and_writes_nothing(tmp_path, prefect_env):
-    # Two baselines side by side: seqmia_lstm would train for 100,000 epochs; nn_posterior asks
-    # for the top 50 of 10 classes' posteriors and fails at once. No scores are written.
+    # Two baselines side by side: seqmia_lstm would train for 100,000 epochs; trajectory_mia
+    # trains one epoch on the shadow losses, then fails scoring the target, whose sequences
+    # hold no loss. The stage must stop seqmia_lstm within seconds and write no scores.
     params = tiny_params()
-    params["baselines"].update(attacks=["nn_posterior", "seqmia_lstm"], topk=50)
+    params["baselines"]["attacks"] = ["trajectory_mia", "seqmia_lstm"]
+    params["baselines"]["trajectory_mia"]["epochs"] = 1
     params["baselines"]["seqmia_ablations"]["epochs"] = 100_000
     repo = scratch_repo(tmp_path / "repo", params)
-    _write_sequence_outputs(Layout(repo))
+    _write_sequence_outputs(Layout(repo), {"target": ("entropy", "m_entropy")})
     before = files_under(repo)
     result, seconds = stage(repo, "baselines", {**prefect_env, "PYTHONPATH": ""}, timeout=600)
     assert result.returncode != 0
     assert "AttackStopped" in result.stdout + result.stderr  # the sibling was stopped
     assert seconds < 120, seconds
-    assert files_under(repo) == before
+    after = files_under(repo)
+    after.pop("logs/timings.jsonl", None)  # the finished baseline's timing (no stage output)
+    assert after == before
 
 
-def _write_sequence_outputs(layout: Layout) -> None:
-    """Plausible outputs of the sequences stage for both roles (3 snapshots, 2 metrics)."""
+def _write_sequence_outputs(layout: Layout, metrics: dict[str, tuple[str, ...]]) -> None:
+    """Plausible outputs of the sequences stage for both roles (3 snapshots; the metrics of
+    ``metrics[role]``, else loss and entropy)."""
     import pandas as pd
 
     from seqmia.artifacts import write_parquet
 
     rng = np.random.default_rng(0)
+    n = 40
     for role in ("target", "shadow"):
-        n = 40
         base = pd.DataFrame({
             "sample_id": np.arange(n), "part": [f"{role}_in"] * 20 + [f"{role}_out"] * 20,
             "member": [1] * 20 + [0] * 20, "label": np.arange(n) % 10,
         })  # fmt: skip
-        seq = base.copy()
-        for t in range(1, 4):
-            for m in ("loss", "entropy"):
-                seq[f"{m}_{t}"] = rng.random(n)
+        seq = pd.concat([base.assign(snapshot=t) for t in (1, 2, 3)], ignore_index=True)
+        for m in metrics.get(role, ("loss", "entropy")):
+            seq[m] = rng.random(len(seq))
         write_parquet(layout.sequences_file(role), seq)
         logits = base.assign(**{f"logit_{c}": rng.standard_normal(n) for c in range(10)})
         write_parquet(layout.final_logits_file(role), logits)
@@ -555,8 +559,8 @@ def _base() -> dict:
         (lambda p: p["train"].update(lr=float("nan")), "'train.lr' must be a finite number"),
         (lambda p: p["attack"].update(weight_decay=float("inf")),
          "'attack.weight_decay' must be a finite number"),
-        (lambda p: p["baselines"].update(weight_decay=float("nan")),
-         "'baselines.weight_decay' must be a finite number"),
+        (lambda p: p["baselines"]["seqmia_ablations"].update(weight_decay=float("nan")),
+         "'baselines.seqmia_ablations.weight_decay' must be a finite number"),
         (lambda p: p.update(trian={"epochs": 3}), "unknown params key 'trian'"),
         (lambda p: p.pop("distill"), "missing section 'distill' (expected a section with keys "
                                       "['epochs', 'temperature', 'shadow_extra_epochs'])"),
