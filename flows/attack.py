@@ -3,13 +3,14 @@
 from prefect import flow
 
 from flows._stage import run, setup
-from tasks.attack import train_seqmia_attack
+from tasks.attack import check_attack_inputs, train_seqmia_attack
 
 
 @flow(name="attack")
 def attack_flow(params_file: str = "params.yaml") -> dict:
     """Learn member vs non-member from the shadow model's metric sequences."""
     params, layout = setup(params_file)
+    check_attack_inputs(layout)
     return train_seqmia_attack(params, layout)
 
 

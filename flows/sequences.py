@@ -6,6 +6,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._stage import run, setup
 from seqmia.config import ROLES
 from tasks.sequences import (
+    check_sequences_inputs,
     model_series,
     query_model,
     write_population_logits,
@@ -20,6 +21,7 @@ def sequences_flow(params_file: str = "params.yaml") -> list[dict]:
     """Query each snapshot and the original model of both roles, then turn logits into metrics;
     query each original model on RMIA's population samples too."""
     params, layout = setup(params_file, concurrent_workers=WORKERS)
+    check_sequences_inputs(params, layout)
     queries = {
         role: [
             query_model.submit(role, i, path, params, layout)

@@ -257,6 +257,10 @@ def ensemble_log_odds(scores: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), axis=0)
 
 
+class AttackStopped(Exception):
+    """``train_attack`` stopped early because its ``should_stop`` callback said so."""
+
+
 def train_attack(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -266,11 +270,14 @@ def train_attack(
     recipe: AttackRecipe,
     generator: torch.Generator,
     on_epoch: Callable[[AttackEpoch], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[nn.Module, list[AttackEpoch], int]:
     """Train on (x_train (N, T, k), y_train (N,) 0/1); select on the held-out shadow split.
 
     Returns the model (weights of the selected epoch), the per-epoch history and the selected
     1-based epoch. ``selection="last"`` keeps the final epoch, as the official code does.
+    ``should_stop()`` is asked before every batch; when it returns True, ``AttackStopped`` is
+    raised (a sibling attack of the same stage failed, so finishing would only waste time).
     """
     device = next(model.parameters()).device
     x_train, y_train = x_train.to(device), y_train.to(device)
@@ -288,6 +295,8 @@ def train_attack(
         order = torch.randperm(n, generator=generator).to(device)
         total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for start in range(0, n, recipe.batch_size):
+            if should_stop is not None and should_stop():
+                raise AttackStopped(f"stopped at epoch {epoch + 1}; nothing returned")
             idx = order[start : start + recipe.batch_size]
             logits = model(x_train[idx])
             loss = F.cross_entropy(logits, y_train[idx])

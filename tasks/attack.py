@@ -25,7 +25,12 @@ from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns
-from tasks.common import ARTEFACT_TASK, record_timing
+from tasks.common import ARTEFACT_TASK, check_inputs, record_timing
+
+
+def check_attack_inputs(layout: Layout) -> None:
+    """Load the shadow sequences before the attack trains."""
+    check_inputs([layout.sequences_file("shadow")])
 
 
 @task(**ARTEFACT_TASK)

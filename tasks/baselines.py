@@ -25,12 +25,13 @@ from seqmia.attack import (
     train_attack,
 )
 from seqmia.baselines import topk_log_posteriors
-from seqmia.config import Params, RecipeParams
+from seqmia.config import ROLES, Params, RecipeParams
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns
-from tasks.common import ARTEFACT_TASK, record_timing
+from tasks.common import ARTEFACT_TASK, check_inputs, record_timing
+from tasks.stopping import stop_requested
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,14 @@ def load_role_inputs(layout: Layout, role: str) -> RoleInputs:
     final = samples[["sample_id"]].merge(final, on="sample_id", how="left", validate="1:1")
     logits = final.filter(like="logit_").to_numpy(np.float64)
     return RoleInputs(samples, sequences, metrics, logits)
+
+
+def shadow_metrics(layout: Layout) -> list[str]:
+    """The metrics of the shadow sequences, once both roles' sequences and final logits are
+    known to load (so that a damaged one stops the stage before any baseline trains)."""
+    check_inputs([f(role) for role in ROLES for f in (layout.sequences_file,
+                                                      layout.final_logits_file)])  # fmt: skip
+    return load_role_inputs(layout, "shadow").metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +141,9 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
     recipe = attack_recipe(getattr(b, spec.recipe))
     started = time.perf_counter()
     model, history, selected = train_attack(
-        model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator
-    )
+        model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator,
+        should_stop=stop_requested,
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     record_timing(f"baseline {spec.name}", seconds)
     scores = member_log_odds(model.cpu(), scaler(features(spec, target, b.topk)))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from prefect.cache_policies import NO_CACHE
 
-from seqmia.artifacts import RESTORE_HINT, load_npz, load_state_dict
+from seqmia.artifacts import RESTORE_HINT, load_npz, load_state_dict, read_json
 from seqmia.errors import DamagedFileError, UserError, first_line
 
 # Keyword arguments of every task that writes artefacts (see tasks/__init__.py).
@@ -57,18 +57,22 @@ def load_prepared(path: Path) -> dict[str, np.ndarray]:
 
 
 def check_inputs(paths: list[Path]) -> None:
-    """Load every input a stage's tasks will read (``.npz``, ``.parquet``, ``.pt``), before any
-    task starts; a missing or damaged one stops the stage with a ``DamagedFileError`` naming it."""
+    """Load every input a stage's tasks will read (``.npz``, ``.parquet``, ``.pt``, ``.json``),
+    before any task starts; a missing or damaged one stops the stage with a ``DamagedFileError``
+    naming it. A partition among them is checked against the prepared dataset among them."""
+    loaded: dict[Path, object] = {}
     for path in paths:
         if not path.exists():
             raise DamagedFileError(f"input {path} is missing; run the stage that writes it first")
         try:
             if path.suffix == ".npz":
-                load_prepared(path)
+                loaded[path] = load_prepared(path)
             elif path.suffix == ".parquet":
-                pd.read_parquet(path)
+                loaded[path] = pd.read_parquet(path)
             elif path.suffix == ".pt":
                 load_state_dict(path)
+            elif path.suffix == ".json":
+                read_json(path)
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001 - each reader has its own errors for a bad file
@@ -76,3 +80,33 @@ def check_inputs(paths: list[Path]) -> None:
                 f"input {path} cannot be read ({type(err).__name__}: {first_line(err)}); "
                 f"{RESTORE_HINT}"
             ) from None
+    datasets = [(p, v) for p, v in loaded.items() if isinstance(v, dict)]
+    partitions = [
+        (p, v)
+        for p, v in loaded.items()
+        if isinstance(v, pd.DataFrame) and {"sample_id", "label", "role"} <= set(v.columns)
+    ]
+    for (data_path, dataset), (part_path, partition) in zip(datasets, partitions, strict=False):
+        check_partition_matches(partition, dataset["y"], part_path, data_path)
+
+
+def check_partition_matches(
+    partition: pd.DataFrame, labels: np.ndarray, part_path: Path, data_path: Path
+) -> None:
+    """Refuse a partition (``sample_id``, ``label``, ``role``) that does not index the prepared
+    dataset of labels (N,): ids out of range or other labels mean another dataset's partition."""
+    ids = partition["sample_id"].to_numpy(np.int64)
+    hint = "rerun the partition stage (`dvc repro partition`) or restore both with `dvc checkout`"
+    outside = (ids < 0) | (ids >= len(labels))
+    if outside.any():
+        raise UserError(
+            f"partition {part_path} names sample ids {ids.min()}..{ids.max()}, but the prepared "
+            f"dataset {data_path} holds {len(labels)} samples ({int(outside.sum())} ids out of "
+            f"range): they belong to different datasets; {hint}"
+        )
+    differ = int((labels[ids] != partition["label"].to_numpy()).sum())
+    if differ:
+        raise UserError(
+            f"partition {part_path} gives {differ} of its {len(ids)} samples other labels than "
+            f"the prepared dataset {data_path}: they belong to different datasets; {hint}"
+        )

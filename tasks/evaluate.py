@@ -32,7 +32,23 @@ from seqmia.report import render_report
 from seqmia.rmia import rmia_scores, true_class_log_prob
 from seqmia.seeding import derive_seed
 from seqmia.sequences import frame_to_arrays
-from tasks.common import ARTEFACT_TASK
+from tasks.common import ARTEFACT_TASK, check_inputs
+
+
+def check_evaluate_inputs(params: Params, layout: Layout) -> None:
+    """Load every artefact the stage reads (attack summary and weights, sequences, logits,
+    baseline scores, reference logits, model reports) before any scoring."""
+    check_inputs([layout.attack_summary_file])
+    members = read_json(layout.attack_summary_file).get("ensemble", 1)
+    references = range(1, params.reference.models + 1)
+    check_inputs([
+        *(layout.attack_member_file(k) for k in range(1, members + 1)),
+        layout.sequences_file("target"), layout.baseline_scores_file,
+        *(f(role) for role in ROLES for f in (layout.final_logits_file,
+                                              layout.population_logits_file, layout.model_report)),
+        *(f(i) for i in references for f in (layout.reference_logits_file,
+                                             layout.reference_report)),
+    ])  # fmt: skip
 
 
 def seqmia_scores(layout: Layout) -> tuple[pd.DataFrame, np.ndarray]:

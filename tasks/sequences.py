@@ -9,13 +9,13 @@ import torch
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_parquet
-from seqmia.config import Params
+from seqmia.config import ROLES, Params
 from seqmia.layout import Layout
 from seqmia.metrics import compute_metrics
 from seqmia.runtime import resolve_device
 from seqmia.sequences import sequence_frame
 from seqmia.training import predict_logits
-from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
 from tasks.models import attack_samples, load_model, population_samples
 from tasks.target import load_given_target, query_target
 
@@ -24,6 +24,14 @@ def model_series(params: Params, layout: Layout, role: str) -> list[Path]:
     """Snapshots s1 … sn of ``role`` in chronological order, then the original model s(n+1)."""
     snapshots = [layout.snapshot_file(role, e) for e in range(1, params.distill.epochs + 1)]
     return [*snapshots, layout.model_file(role)]
+
+
+def check_sequences_inputs(params: Params, layout: Layout) -> None:
+    """Load the prepared data, the partition and every model the stage queries, before any query
+    (a given target checkpoint is read its own way and is not an artefact)."""
+    given = layout.model_file("target") if params.target.source == "checkpoint" else None
+    models = [p for role in ROLES for p in model_series(params, layout, role) if p != given]
+    check_inputs([layout.dataset_file, layout.partition_file, *models])
 
 
 @task(**ARTEFACT_TASK, task_run_name="query-{role}-s{index}")

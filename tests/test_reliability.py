@@ -208,15 +208,15 @@ def test_truncated_cifar_batch_named(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_role_stops_its_sibling_and_writes_nothing(tmp_path, prefect_env):
-    # The shadow model would train for hours; the target's part names samples that do not exist,
-    # so its task fails at once. The stage must stop the shadow task within seconds.
+    # The shadow model would train for hours; the target's member part is empty, so its task
+    # fails at once (on its accuracy over no samples). The stage must stop the shadow task
+    # within seconds. (A part naming samples that do not exist is refused before any task.)
     repo = scratch_repo(tmp_path / "repo", tiny_params(epochs=100_000))
     layout = Layout(repo)
     import pandas as pd
 
     frame = pd.read_parquet(layout.partition_file)
-    frame.loc[frame["role"] == "target_in", "sample_id"] += 10_000
-    frame.to_parquet(layout.partition_file, index=False)
+    frame[frame["role"] != "target_in"].to_parquet(layout.partition_file, index=False)
     before = files_under(repo)
     result, seconds = stage(repo, "train", {**prefect_env, "PYTHONPATH": ""}, timeout=600)
     assert result.returncode != 0
@@ -237,6 +237,173 @@ def test_a_damaged_teacher_stops_distill_before_any_task(tmp_path, prefect_env):
     line = one_error_line(result)
     assert str(layout.model_file("target")) in line and "dvc checkout" in line
     assert files_under(repo) == before  # no shadow snapshot either
+
+
+def test_attack_training_stops_when_asked():
+    from seqmia.attack import AttackRecipe, AttackStopped, build_attack, train_attack
+
+    g = make_generator(0, "attack")
+    x, y = torch.randn(40, 3, 2), torch.arange(40) % 2
+    model = build_attack("lstm", (3, 2), 4)
+    asked = []
+
+    def should_stop() -> bool:  # a sibling fails during the third batch
+        asked.append(1)
+        return len(asked) > 2
+
+    recipe = AttackRecipe(epochs=1000, batch_size=10, lr=0.01, weight_decay=0.0, step_size=10,
+                          gamma=1.0, min_lr=0.0, selection="best_val_auc")  # fmt: skip
+    with pytest.raises(AttackStopped):
+        train_attack(model, x[:30], y[:30], x[30:], y[30:], recipe, g, should_stop=should_stop)
+    assert len(asked) == 3  # asked before every batch, stopped at the first True
+
+
+@pytest.mark.slow
+def test_a_failing_baseline_stops_its_sibling_and_writes_nothing(tmp_path, prefect_env):
+    # Two baselines side by side: seqmia_lstm would train for 100,000 epochs; trajectory_mia
+    # trains one epoch on the shadow losses, then fails scoring the target, whose sequences
+    # hold no loss. The stage must stop seqmia_lstm within seconds and write no scores.
+    params = tiny_params()
+    params["baselines"]["attacks"] = ["trajectory_mia", "seqmia_lstm"]
+    params["baselines"]["trajectory_mia"]["epochs"] = 1
+    params["baselines"]["seqmia_ablations"]["epochs"] = 100_000
+    repo = scratch_repo(tmp_path / "repo", params)
+    _write_sequence_outputs(Layout(repo), {"target": ("entropy", "m_entropy")})
+    before = files_under(repo)
+    result, seconds = stage(repo, "baselines", {**prefect_env, "PYTHONPATH": ""}, timeout=600)
+    assert result.returncode != 0
+    assert "AttackStopped" in result.stdout + result.stderr  # the sibling was stopped
+    assert seconds < 120, seconds
+    after = files_under(repo)
+    after.pop("logs/timings.jsonl", None)  # the finished baseline's timing (no stage output)
+    assert after == before
+
+
+def _write_sequence_outputs(layout: Layout, metrics: dict[str, tuple[str, ...]]) -> None:
+    """Plausible outputs of the sequences stage for both roles (3 snapshots; the metrics of
+    ``metrics[role]``, else loss and entropy)."""
+    import pandas as pd
+
+    from seqmia.artifacts import write_parquet
+
+    rng = np.random.default_rng(0)
+    n = 40
+    for role in ("target", "shadow"):
+        base = pd.DataFrame({
+            "sample_id": np.arange(n), "part": [f"{role}_in"] * 20 + [f"{role}_out"] * 20,
+            "member": [1] * 20 + [0] * 20, "label": np.arange(n) % 10,
+        })  # fmt: skip
+        seq = pd.concat([base.assign(snapshot=t) for t in (1, 2, 3)], ignore_index=True)
+        for m in metrics.get(role, ("loss", "entropy")):
+            seq[m] = rng.random(len(seq))
+        write_parquet(layout.sequences_file(role), seq)
+        logits = base.assign(**{f"logit_{c}": rng.standard_normal(n) for c in range(10)})
+        write_parquet(layout.final_logits_file(role), logits)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2b. Every stage loads its inputs before any work; a partition must fit its dataset
+
+
+def _damage(path: Path) -> None:
+    """A truncated Parquet or JSON file at ``path`` (a JSON object cut short)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text('{"metrics": ["loss", ')
+    else:
+        _truncate_bytes(path)
+
+
+def _truncate_bytes(path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"sample_id": np.arange(100)}).to_parquet(path, index=False)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+# stage -> the input it reads first, damaged (every stage checks all its inputs before work)
+FIRST_INPUT = {
+    "sequences": lambda layout: layout.partition_file,
+    "attack": lambda layout: layout.sequences_file("shadow"),
+    "baselines": lambda layout: layout.sequences_file("target"),
+    "evaluate": lambda layout: layout.attack_summary_file,
+}
+
+
+@pytest.mark.parametrize("name", FIRST_INPUT)
+def test_damaged_input_named_by_its_stage_check(tmp_path, name):
+    import tasks.attack
+    import tasks.baselines
+    import tasks.evaluate
+    import tasks.sequences
+
+    repo = scratch_repo(tmp_path / "repo", tiny_params(), models=True)
+    layout = Layout(repo)
+    params = params_from_dict(tiny_params())
+    damaged = FIRST_INPUT[name](layout)
+    _damage(damaged)
+    check = {
+        "sequences": lambda: tasks.sequences.check_sequences_inputs(params, layout),
+        "attack": lambda: tasks.attack.check_attack_inputs(layout),
+        "baselines": lambda: tasks.baselines.shadow_metrics(layout),
+        "evaluate": lambda: tasks.evaluate.check_evaluate_inputs(params, layout),
+    }[name]
+    with pytest.raises(DamagedFileError) as err:
+        check()
+    message = str(err.value)
+    assert str(damaged) in message and "dvc checkout" in message and "\n" not in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FIRST_INPUT)
+def test_damaged_input_stops_its_stage_before_any_work(tmp_path, prefect_env, name):
+    repo = scratch_repo(tmp_path / "repo", tiny_params(), models=True)
+    layout = Layout(repo)
+    damaged = FIRST_INPUT[name](layout)
+    _damage(damaged)
+    before = files_under(repo)
+    result, _ = stage(repo, name, {**prefect_env, "PYTHONPATH": ""})
+    line = one_error_line(result)
+    assert str(damaged) in line and "dvc checkout" in line
+    assert files_under(repo) == before
+
+
+def _partition_of_another_dataset(layout: Layout, shift: int = 0, relabel: bool = False) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(layout.partition_file)
+    frame["sample_id"] += shift
+    if relabel:
+        frame["label"] = (frame["label"] + 1) % 10
+    frame.to_parquet(layout.partition_file, index=False)
+
+
+@pytest.mark.parametrize(("shift", "relabel", "expected"), [
+    (10_000, False, "ids out of range"), (-1_000, False, "ids out of range"),
+    (0, True, "other labels"),
+])  # fmt: skip
+def test_partition_of_another_dataset_refused(tmp_path, shift, relabel, expected):
+    from tasks.common import check_inputs
+
+    layout = Layout(scratch_repo(tmp_path / "repo", tiny_params()))
+    _partition_of_another_dataset(layout, shift, relabel)
+    with pytest.raises(UserError) as err:
+        check_inputs([layout.dataset_file, layout.partition_file])
+    message = str(err.value)
+    assert str(layout.partition_file) in message and str(layout.dataset_file) in message
+    assert expected in message and "dvc repro partition" in message
+
+
+@pytest.mark.slow
+def test_partition_of_another_dataset_stops_train_before_any_task(tmp_path, prefect_env):
+    repo = scratch_repo(tmp_path / "repo", tiny_params())
+    layout = Layout(repo)
+    _partition_of_another_dataset(layout, shift=10_000)
+    before = files_under(repo)
+    result, _ = stage(repo, "train", {**prefect_env, "PYTHONPATH": ""})
+    line = one_error_line(result)
+    assert str(layout.partition_file) in line and str(layout.dataset_file) in line
+    assert files_under(repo) == before
 
 
 # ---------------------------------------------------------------------------------------------
