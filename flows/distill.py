@@ -8,6 +8,7 @@ from seqmia.config import ROLES
 from tasks.common import check_inputs
 from tasks.distill import distill_role
 from tasks.stopping import results_or_stop
+from tasks.target import import_export_machinery
 
 
 @flow(name="distill", task_runner=ThreadPoolTaskRunner(max_workers=len(ROLES)))
@@ -17,6 +18,7 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     given = params.target.source == "checkpoint"  # a given target has no data/models/target.pt
     teachers = [layout.model_file(r) for r in ROLES if not (given and r == "target")]
     check_inputs([layout.dataset_file, layout.partition_file, *teachers])
+    import_export_machinery(params)
     runs = [distill_role.submit(role, params, layout) for role in ROLES]
     return results_or_stop(runs)
 

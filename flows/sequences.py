@@ -12,6 +12,7 @@ from tasks.sequences import (
     write_population_logits,
     write_sequences,
 )
+from tasks.target import import_export_machinery
 
 WORKERS = 2
 
@@ -22,6 +23,7 @@ def sequences_flow(params_file: str = "params.yaml") -> list[dict]:
     query each original model on RMIA's population samples too."""
     params, layout = setup(params_file, concurrent_workers=WORKERS)
     check_sequences_inputs(params, layout)
+    import_export_machinery(params)
     queries = {
         role: [
             query_model.submit(role, i, path, params, layout)

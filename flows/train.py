@@ -7,7 +7,7 @@ from flows._stage import run, setup
 from seqmia.config import ROLES
 from tasks.common import check_inputs
 from tasks.stopping import results_or_stop
-from tasks.target import record_target
+from tasks.target import import_export_machinery, record_target
 from tasks.train import train_role
 
 
@@ -16,6 +16,7 @@ def train_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train target and shadow side by side, each on its own members with the same recipe."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
     check_inputs([layout.dataset_file, layout.partition_file])
+    import_export_machinery(params)
     if params.target.source == "checkpoint":  # the target is given: validate and record it
         runs = [record_target.submit(params, layout), train_role.submit("shadow", params, layout)]
         return results_or_stop(runs)

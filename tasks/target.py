@@ -37,6 +37,14 @@ from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import new_model, num_classes
 
 
+def import_export_machinery(params: Params) -> None:
+    """Import what loading a ``.pt2`` program needs, in the flow's thread before any task starts:
+    ``torch.export.load`` imports torch._dynamo lazily, and so does the first optimiser a sibling
+    task builds; two threads doing that at once can meet a half-initialised module."""
+    if params.target.source == "checkpoint" and params.target.checkpoint.endswith(EXPORTED_SUFFIX):
+        import torch._dynamo  # noqa: F401
+
+
 def member_lists(params: Params, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Sample ids of the target's members and non-members, checked: known and disjoint."""
     dataset = load_prepared(layout.dataset_file)
