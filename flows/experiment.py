@@ -22,6 +22,7 @@ flow run is named after the experiment and its artifacts carry the same record.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -212,10 +213,15 @@ def save_experiment(workspace: Path, name: str, record: Mapping[str, Any]) -> st
     ``name`` in the shared git repository."""
     (workspace / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     message = f"{name}: Prefect flow run {record['flow_run_id']}"
-    return stream(
-        ["dvc", "exp", "save", "--name", name, "--include-untracked", RECORD, "-m", message],
-        workspace, os.environ,
-    )  # fmt: skip
+    # Two `dvc exp save` at once in worktrees of one repository can fail inside DVC (seen: an
+    # "unexpected error" from one of two runs served side by side): one at a time per repository.
+    common = Path(git("rev-parse", "--git-common-dir", cwd=workspace))
+    with open(workspace / common / "seqmia-exp-save.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return stream(
+            ["dvc", "exp", "save", "--name", name, "--include-untracked", RECORD, "-m", message],
+            workspace, os.environ,
+        )  # fmt: skip
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
