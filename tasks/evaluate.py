@@ -104,19 +104,23 @@ def metric_attacks(
     return scores, thresholds
 
 
-def reference_phis(layout: Layout, count: int, role: str, order: pd.DataFrame) -> tuple:
-    """phi (N, K) of every reference model on ``role``'s samples in the order of ``order``, and
-    (N, K) true where that model did not train on the sample."""
-    phis, out = [], []
+def reference_logits(layout: Layout, count: int, role: str, order: pd.DataFrame) -> tuple:
+    """Logits (N, K, C) of every reference model on ``role``'s samples ("target", "shadow" or
+    "population") in the order of ``order``, and (N, K) true where that model left it out."""
+    logits, out = [], []
     for index in range(1, count + 1):
         frame = pd.read_parquet(layout.reference_logits_file(index))
         frame = order[["sample_id", "label"]].merge(
             frame[frame["role"] == role], on="sample_id", how="left", validate="1:1"
         )
-        logits = frame.filter(like="logit_").to_numpy(np.float64)
-        phis.append(logit_scaled_confidence(logits, frame["label"].to_numpy()))
+        logits.append(frame.filter(like="logit_").to_numpy(np.float64))
         out.append(~frame["in_training"].to_numpy(bool))
-    return np.stack(phis, axis=1), np.stack(out, axis=1)
+    return np.stack(logits, axis=1), np.stack(out, axis=1)
+
+
+def per_reference(statistic, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``statistic(logits (N, C), labels (N,)) -> (N,)`` of each reference model: (N, K)."""
+    return np.stack([statistic(logits[:, k], labels) for k in range(logits.shape[1])], axis=1)
 
 
 def lira_attack(
@@ -133,28 +137,15 @@ def lira_attack(
         name: logit_scaled_confidence(logits(frame), frame["label"].to_numpy())
         for name, frame in (("target", target), ("shadow", shadow))
     }
-    t_refs, t_out = reference_phis(layout, count, "target", target)
-    s_refs, s_out = reference_phis(layout, count, "shadow", shadow)
+    t_logits, t_out = reference_logits(layout, count, "target", target)
+    s_logits, s_out = reference_logits(layout, count, "shadow", shadow)
+    t_refs = per_reference(logit_scaled_confidence, t_logits, target["label"].to_numpy())
+    s_refs = per_reference(logit_scaled_confidence, s_logits, shadow["label"].to_numpy())
     sd = out_sd(s_refs, s_out)
     shadow_scores = offline_scores(phi["shadow"], s_refs, s_out, sd)
     testable = ~np.isnan(shadow_scores)
     threshold = best_threshold(shadow_scores[testable], shadow["member"].to_numpy()[testable])
     return offline_scores(phi["target"], t_refs, t_out, sd), threshold
-
-
-def reference_probs(layout: Layout, count: int, role: str, order: pd.DataFrame) -> tuple:
-    """p_y (N, K) of every reference model on ``role``'s samples ("target", "shadow" or
-    "population") in the order of ``order``, and (N, K) true where that model left it out."""
-    probs, out = [], []
-    for index in range(1, count + 1):
-        frame = pd.read_parquet(layout.reference_logits_file(index))
-        frame = order[["sample_id", "label"]].merge(
-            frame[frame["role"] == role], on="sample_id", how="left", validate="1:1"
-        )
-        logits = frame.filter(like="logit_").to_numpy(np.float64)
-        probs.append(np.exp(true_class_log_prob(logits, frame["label"].to_numpy())))
-        out.append(~frame["in_training"].to_numpy(bool))
-    return np.stack(probs, axis=1), np.stack(out, axis=1)
 
 
 def rmia_attack(
@@ -175,11 +166,16 @@ def rmia_attack(
     if 0 < r.population < len(order):
         rng = np.random.default_rng(derive_seed(params.seed, "rmia-population"))
         order = order.iloc[np.sort(rng.choice(len(order), r.population, replace=False))]
-    p_z_refs, _ = reference_probs(layout, count, "population", order)
+    def true_class_prob(logits_: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.exp(true_class_log_prob(logits_, labels))
+
+    z_logits, _ = reference_logits(layout, count, "population", order)
+    p_z_refs = per_reference(true_class_prob, z_logits, order["label"].to_numpy())
     inputs = {}
     for role, frame in (("target", target), ("shadow", shadow)):
         z = order[["sample_id"]].merge(pop[role], on="sample_id", how="left", validate="1:1")
-        p_refs, out = reference_probs(layout, count, role, frame)
+        x_logits, out = reference_logits(layout, count, role, frame)
+        p_refs = per_reference(true_class_prob, x_logits, frame["label"].to_numpy())
         inputs[role] = dict(
             log_p_x=true_class_log_prob(logits(frame), frame["label"].to_numpy()),
             p_x_refs=p_refs, x_out_mask=out, p_z_refs=p_z_refs,
