@@ -13,6 +13,11 @@ Each stage's fixed cost is its wall time minus the seconds its flow body ran (th
 starting the Prefect server, creating the flow run and DVC's own checks. The whole run is set
 against the sum of the bare loop's times for the same model work.
 
+Every stage's wall time is also given as a share of the run and in "bare epochs": seconds divided
+by the bare loop's time for one training epoch over the target's members, which takes out most of
+the machine's speed when runs on different hosts or days are compared. ``--compare-metrics FILE``
+says whether the run's ``eval/metrics.json`` equals FILE (e.g. the one of the last committed run).
+
 Prints a Markdown table; ``--out FILE`` also writes it to FILE.
 """
 
@@ -122,6 +127,23 @@ print(json.dumps(res))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare_metrics(new: dict, old: dict) -> str:
+    """One sentence: the two metrics documents are equal, or which dotted keys differ."""
+
+    def flat(node, prefix=""):
+        if not isinstance(node, dict):
+            return {prefix[:-1]: node}
+        pairs = (flat(sub, f"{prefix}{key}.").items() for key, sub in node.items())
+        return {k: v for items in pairs for k, v in items}
+
+    a, b = flat(new), flat(old)
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k, "missing") != b.get(k, "missing"))
+    if not differ:
+        return "eval/metrics.json equals the given metrics file, value for value."
+    shown = ", ".join(differ[:12]) + (f" and {len(differ) - 12} more" if len(differ) > 12 else "")
+    return f"eval/metrics.json differs from the given metrics file in {len(differ)} values: {shown}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
@@ -132,6 +154,11 @@ def main() -> None:
         action="store_true",
         help="use the repository's DVC cache, so a later `dvc repro` there restores this run's "
         "outputs from DVC's run-cache instead of recomputing them",
+    )
+    parser.add_argument(
+        "--compare-metrics",
+        type=Path,
+        help="a metrics.json to compare this run's eval/metrics.json with (equal or which differ)",
     )
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
@@ -161,27 +188,33 @@ def main() -> None:
 
     bare = bare_loop(args.workdir, params)
     samples = stage_samples(params)
+    # One bare training epoch over the target's members: the unit that makes stage times
+    # comparable across machines.
+    bare_epoch = params["partition"]["target_in"] * 10 / bare["train"]
     lines = [
-        f"Configuration: {args.params.name}; {os.cpu_count()} CPUs; device {params['device']}.",
+        f"Configuration: {args.params.name}; {os.cpu_count()} CPUs; device {params['device']}; "
+        f"one bare training epoch = {bare_epoch:.2f} s.",
         "",
-        "| stage | wall s | fixed cost s | peak MiB | images/s | bare PyTorch images/s | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| stage | wall s | share % | bare epochs | fixed cost s | peak MiB | images/s "
+        "| bare PyTorch images/s | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     bare_total = 0.0
     for stage, wall, fixed, peak in rows:
+        common = (
+            f"| {stage} | {wall:.1f} | {100 * wall / total:.1f} | {wall / bare_epoch:.1f} "
+            f"| {fixed:.1f} | {peak:.0f} "
+        )
         if stage in samples:
             rate = samples[stage] / wall
             reference = bare[BARE_EQUIVALENT.get(stage, stage)]
             bare_total += samples[stage] / reference
-            lines.append(
-                f"| {stage} | {wall:.1f} | {fixed:.1f} | {peak:.0f} | {rate:.0f} "
-                f"| {reference:.0f} | {rate / reference:.2f} |"
-            )
+            lines.append(f"{common}| {rate:.0f} | {reference:.0f} | {rate / reference:.2f} |")
         else:
-            lines.append(f"| {stage} | {wall:.1f} | {fixed:.1f} | {peak:.0f} | | | |")
+            lines.append(f"{common}| | | |")
     lines += [
-        f"| **full run** | {total:.1f} | {sum(r[2] for r in rows):.1f} "
-        f"| {max(r[3] for r in rows):.0f} | | | |",
+        f"| **full run** | {total:.1f} | 100 | {total / bare_epoch:.1f} "
+        f"| {sum(r[2] for r in rows):.1f} | {max(r[3] for r in rows):.0f} | | | |",
         "",
         f"Whole run {total:.1f} s against {bare_total:.1f} s for the bare loop doing the model "
         f"work of {', '.join(s for s in samples)} ({total / bare_total:.2f}x; the other stages "
@@ -204,6 +237,8 @@ def main() -> None:
             f"\n{role} model: train accuracy {m['train_accuracy']:.4f}, "
             f"test accuracy {m['test_accuracy']:.4f}"
         )
+    if args.compare_metrics:
+        lines.append("\n" + compare_metrics(metrics, json.loads(args.compare_metrics.read_text())))
     table = "\n".join(lines)
     print(table)
     if args.out:
