@@ -39,11 +39,30 @@ def _path_like(value: object) -> bool:
     return "/" in value or bool(_PIPELINE_FILES.match(value))
 
 
+def _fixed_path_value(node: ast.expr) -> bool:
+    """A path literal, or ``Path(...)`` of a literal (``Path("presets")``)."""
+    if isinstance(node, ast.Constant):
+        return _path_like(node.value)
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") in {"Path", "PurePath"}:
+        return any(isinstance(a, ast.Constant) for a in node.args)
+    return False
+
+
 def fixed_paths(source: str) -> list[tuple[int, str]]:
-    """(line, what) for every literal path passed to a call or used as a parameter default, and
-    every call that asks for the working or home directory, in ``source``."""
+    """(line, what) for every literal path passed to a call or used as a parameter default, every
+    parameter defaulting to a module constant that holds a path, and every call that asks for the
+    working or home directory, in ``source``."""
+    tree = ast.parse(source)
+    path_constants = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+        and _fixed_path_value(node.value)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }  # fmt: skip
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         literals: list[ast.expr] = []
         if isinstance(node, ast.Call):
             literals += [*node.args, *(k.value for k in node.keywords)]
@@ -52,7 +71,10 @@ def fixed_paths(source: str) -> list[tuple[int, str]]:
             if name in _DIRECTORY_CALLS:
                 found.append((node.lineno, f"{name}()"))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            literals += [d for d in (*node.args.defaults, *node.args.kw_defaults) if d]
+            defaults = [d for d in (*node.args.defaults, *node.args.kw_defaults) if d]
+            literals += defaults
+            found += [(d.lineno, d.id) for d in defaults
+                      if isinstance(d, ast.Name) and d.id in path_constants]  # fmt: skip
         for literal in literals:
             if isinstance(literal, ast.Constant) and _path_like(literal.value):
                 found.append((literal.lineno, literal.value))
@@ -70,6 +92,7 @@ def core_files() -> list[str]:
         'import yaml\nyaml.safe_load(open("params.yaml"))\n',
         'from pathlib import Path\nROOT = Path("data/prepared")\n',
         'def f(*, root="/srv/data"):\n    return root\n',
+        'from pathlib import Path\nDIR = Path("presets")\ndef f(folder=DIR):\n    return folder\n',
         "import os\nhere = os.getcwd()\n",
         "from pathlib import Path\nhere = Path.cwd() / 'x'\n",
     ],
@@ -87,6 +110,9 @@ def test_paths_from_the_caller_and_messages_pass() -> None:
         '        raise ValueError("see params.yaml or data/raw for the keys")\n'
         '    return root / "data" / "prepared" / f"{path.stem}.npz"\n'
         'URL = str("https://example.org/a/b.tgz")\n'
+        'TARGET = "target"\n'
+        "def given(root: Path, name: str = TARGET):\n"
+        "    return root / name\n"
     )
     assert fixed_paths(source) == []
 
@@ -98,4 +124,4 @@ def test_core_takes_every_path_from_its_caller(path: str) -> None:
         for line, what in fixed_paths((REPO / path).read_text())
         if (path, what) not in ALLOWED
     ]
-    assert not found, f"{path}: fixed paths {found}; take them as arguments from the task"
+    assert not found, f"{path}: fixed paths {found}; take them as arguments from the caller"
