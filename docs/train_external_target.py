@@ -2,7 +2,7 @@
 of it needs: the weights (a state dict and a torch.export program) and its member lists.
 
 Not part of the pipeline: it stands for any model someone already has. Example (CIFAR-10, the
-offline copy; the repository's README shows the audit that follows):
+offline copy; docs/audit-your-model.md shows the audit that follows):
 
     python docs/train_external_target.py --data ../shared/datasets/cifar10 --out target \
         --members 250 --nonmembers 250 --epochs 30

@@ -32,6 +32,7 @@ from prefect import flow, get_run_logger, task
 from seqmia.data import DATA_ROOT_ENV, data_root
 from seqmia.errors import UserError
 from seqmia.suite import (
+    PRESETS_DIR,
     attack_statistic,
     check_preset,
     load_preset,
@@ -112,7 +113,7 @@ def suite_flow(
 ) -> str:
     """Queue ``presets`` (times the ``sweep`` values) as DVC experiments, run them, tabulate."""
     raw = yaml.safe_load(Path("params.yaml").read_text())
-    overrides = {p: ({} if p == "params" else load_preset(p)) for p in presets}
+    overrides = {p: ({} if p == "params" else load_preset(p, PRESETS_DIR)) for p in presets}
     key, values = parse_sweep(sweep) if sweep else (None, [None])
     runs: dict[tuple[str, object], dict] = {}
     for preset, preset_overrides in overrides.items():

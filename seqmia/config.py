@@ -508,7 +508,7 @@ def params_from_dict(raw: Any) -> Params:
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path) -> Params:
     """Read and validate ``path``; raise ``ParamsError`` naming the first offending key."""
     path = Path(path)
     if not path.is_file():

@@ -22,7 +22,7 @@ PRESETS_DIR = Path("presets")
 METRICS_FILE = "eval/metrics.json"
 
 
-def load_preset(name: str, folder: Path = PRESETS_DIR) -> dict[str, Any]:
+def load_preset(name: str, folder: Path) -> dict[str, Any]:
     """The dotted-key overrides of ``folder/<name>.yaml``; ``ParamsError`` if missing or not a
     flat mapping."""
     path = folder / f"{name}.yaml"

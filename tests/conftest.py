@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# The pipeline's stages in dvc.yaml's order: the one list every test uses.
+STAGES: tuple[str, ...] = tuple(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -113,7 +113,6 @@ def test_load_state_dict_refuses_pickled_objects(tmp_path):
 def test_derive_seed_stable_literal():
     # Fixed across processes and Python versions (sha256, not hash()).
     assert derive_seed(0, "train", "target") == 1058161152242436390
-    assert derive_seed(0, "train", "target") == derive_seed(0, "train", "target")
 
 
 @pytest.mark.parametrize("names", [(), ("partition",), ("train", "shadow"), ("a", "b", "c")])
@@ -138,8 +137,8 @@ def test_make_generator_uses_derived_seed():
     g = make_generator(0, "attack")
     assert g.initial_seed() == derive_seed(0, "attack")
     a = torch.rand(3, generator=make_generator(0, "attack"))
-    b = torch.rand(3, generator=make_generator(0, "attack"))
-    assert torch.equal(a, b)
+    b = torch.rand(3, generator=make_generator(0, "distill"))
+    assert not torch.equal(a, b)
 
 
 def test_load_npz_maps_stored_members_read_only_with_the_same_values(tmp_path):

@@ -85,9 +85,13 @@ def test_float_field_accepts_int_and_converts(raw):
     assert isinstance(params.train.lr, float)
 
 
-def test_params_error_is_a_user_error():
-    assert issubclass(ParamsError, UserError)
-    assert issubclass(ParamsError, ValueError)
+def test_bad_params_file_raises_the_error_stages_report_in_one_line(raw, tmp_path):
+    # flows/_stage.py turns a UserError into one line and exit code 2.
+    raw["train"]["lr"] = "fast"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(UserError, match="train.lr"):
+        load_params(path)
 
 
 def test_missing_file_raises(tmp_path):

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from seqmia.data import (
-    DATA_ROOT_ENV,
     DatasetNotFoundError,
     normalisation_stats,
     read_image_folder,
@@ -94,7 +93,6 @@ def test_missing_cifar10_error_tells_where_and_how(tmp_path):
     message = str(info.value)
     assert str((root / "cifar10" / "train").resolve()) in message
     assert str((root / "cifar10" / "cifar-10-batches-py").resolve()) in message
-    assert DATA_ROOT_ENV == "SEQMIA_DATA_ROOT"
     assert "SEQMIA_DATA_ROOT" in message
     assert "data.download" in message
     assert isinstance(info.value, FileNotFoundError)

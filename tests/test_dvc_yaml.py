@@ -9,10 +9,9 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, STAGES
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-STAGES = list(DVC["stages"])
 
 # Prints the project files (relative paths) that importing one flow module loads.
 CLOSURE = """
@@ -28,10 +27,10 @@ for module in list(sys.modules.values()):
 
 
 def test_stages_are_the_pipeline_in_order() -> None:
-    assert STAGES == [
+    assert STAGES == (
         "prepare", "partition", "train", "reference", "distill", "sequences", "attack",
         "baselines", "evaluate",
-    ]  # fmt: skip
+    )  # fmt: skip
     for name, stage in DVC["stages"].items():
         assert stage["cmd"] == f"python -m flows.{name}"
 

@@ -25,8 +25,8 @@ import yaml
 from PIL import Image
 
 from seqmia.checkpoint import image_folder_index
-from tests.conftest import REPO
-from tests.test_pipeline import STAGES, make_repo, repro, stages_run, tiny_params
+from tests.conftest import REPO, STAGES
+from tests.test_pipeline import make_repo, repro, stages_run, tiny_params
 
 pytestmark = pytest.mark.slow
 

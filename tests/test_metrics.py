@@ -31,13 +31,20 @@ EXPECTED = {
 }
 
 
-def test_hand_values_are_what_we_think():
-    # Guards the literals above against typos: decimal values worked out on paper.
-    assert EXPECTED[0]["loss"] == pytest.approx(0.356675, abs=1e-6)
-    assert EXPECTED[0]["sd"] == pytest.approx(0.262467, abs=1e-6)
-    assert EXPECTED[0]["entropy"] == pytest.approx(0.801819, abs=1e-6)
-    assert EXPECTED[0]["m_entropy"] == pytest.approx(0.162167, abs=1e-6)
-    assert EXPECTED[2]["m_entropy"] == pytest.approx(2.959736, abs=1e-6)
+@pytest.mark.parametrize(
+    ("label", "name", "decimal"),
+    [
+        (0, "loss", 0.356675),
+        (0, "sd", 0.262467),
+        (0, "entropy", 0.801819),
+        (0, "m_entropy", 0.162167),
+        (2, "m_entropy", 2.959736),
+    ],
+)
+def test_metric_matches_value_worked_out_on_paper(label, name, decimal):
+    # Decimal values worked out by hand, independent of the formulas in EXPECTED above.
+    got = compute_metrics(LOGITS, torch.tensor([label]), [name])
+    assert got.item() == pytest.approx(decimal, abs=1e-6)
 
 
 @pytest.mark.parametrize("label", [0, 2])

@@ -17,14 +17,10 @@ import pytest
 import yaml
 
 from benchmarks.scratch_repo import make_scratch_repo
-from tests.conftest import REPO
+from tests.conftest import REPO, STAGES
 
 pytestmark = pytest.mark.slow
 
-STAGES = (
-    "prepare", "partition", "train", "reference", "distill", "sequences", "attack", "baselines",
-    "evaluate",
-)  # fmt: skip
 METRICS = ("loss", "max", "sd", "entropy", "m_entropy")
 ATTACKS = {
     "seqmia", "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "lira_offline",

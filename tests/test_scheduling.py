@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from seqmia.suite import apply_overrides
-from tests.conftest import REPO, stop_process_group
-from tests.test_pipeline import STAGES, make_repo, repro, stages_run, tiny_params
+from tests.conftest import REPO, STAGES, stop_process_group
+from tests.test_pipeline import make_repo, repro, stages_run, tiny_params
 
 pytestmark = pytest.mark.slow
 
