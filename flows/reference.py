@@ -19,7 +19,12 @@ def reference_flow(params_file: str = "params.yaml") -> list[dict]:
     count = load_params(params_file).reference.models
     params, layout = setup(params_file, concurrent_workers=min(count, WORKERS, available_cpus()))
     check_inputs([layout.dataset_file, layout.partition_file])
-    runs = [train_reference.submit(i, params, layout) for i in range(1, count + 1)]
+    runs = [
+        train_reference.submit(
+            i, params.train, params.reference, params.seed, params.device, layout
+        )
+        for i in range(1, count + 1)
+    ]
     return results_or_stop(runs)
 
 

@@ -16,9 +16,14 @@ kept here: it ranks samples exactly as the test does, without saturating to 1 in
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
-from seqmia.partition import stratified_counts
+from seqmia.partition import part_ids, stratified_counts
+from seqmia.seeding import derive_seed
+
+# The attacker's labelled data that the reference models draw their training sets from.
+POOL_PARTS = ("shadow_in", "shadow_out")
 
 
 def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -56,6 +61,29 @@ def reference_training_sets(
     return inside
 
 
+def attacker_pool(partition: pd.DataFrame) -> np.ndarray:
+    """Sorted ids (P,) of the attacker's labelled data the reference models draw from."""
+    return np.sort(np.concatenate([part_ids(partition, p) for p in POOL_PARTS]))
+
+
+def reference_training_ids(
+    partition: pd.DataFrame, index: int, models: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted sample ids that reference model ``index`` (1-based, of ``models``) trains on, and
+    the sorted ids of the attacker's pool it leaves out.
+
+    The draws come one model after another from one generator seeded by ``seed``, so model i's
+    set stays the same when ``models`` grows; each is the target's training-set size.
+    """
+    pool = attacker_pool(partition)
+    labels = partition.set_index("sample_id").loc[pool, "label"].to_numpy()
+    size = len(part_ids(partition, "target_in"))
+    rng = np.random.default_rng(derive_seed(seed, "reference"))
+    inside = reference_training_sets(labels, size, models, rng)
+    ids = pool[inside[index - 1]]
+    return ids, np.setdiff1d(pool, ids)
+
+
 def out_sd(phi_refs: np.ndarray, out_mask: np.ndarray) -> float:
     """The fixed OUT standard deviation: the spread of every OUT phi value, over all samples and
     reference models (phi_refs, out_mask: (N, K)). Defined for any number of models."""
@@ -80,3 +108,26 @@ def offline_scores(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / counts, np.nan)
     return (np.asarray(phi, dtype=np.float64) - mean) / max(sd, 1e-12)
+
+
+def reference_logits_table(
+    attack: dict[str, tuple[np.ndarray, np.ndarray]],
+    population: tuple[np.ndarray, np.ndarray],
+    trained: np.ndarray,
+) -> pd.DataFrame:
+    """One reference model's logits table: (sample_id, role, in_training, logit_0 … logit_C-1).
+
+    attack: role -> (sample ids (n,), logits (n, C)) of that role's attack samples, rows in
+    that order; population: the same for RMIA's population samples (role "population", which
+    no reference model trains on); trained: the ids the model trained on.
+    """
+    frames = []
+    for role, (ids, logits) in attack.items():
+        frame = pd.DataFrame({"sample_id": ids}).assign(
+            role=role, in_training=np.isin(ids, trained)
+        )
+        frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))
+    ids, logits = population
+    frame = pd.DataFrame({"sample_id": ids}).assign(role="population", in_training=False)
+    frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))
+    return pd.concat(frames, ignore_index=True)

@@ -15,10 +15,14 @@ non-members), so the test needs the audited model's answers on them: black-box q
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
+from seqmia.evaluation import auc, best_threshold, roc_curve
 from seqmia.metrics import log_posteriors
+from seqmia.seeding import derive_seed
 
 
 def true_class_log_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -75,3 +79,63 @@ def rmia_scores(
     dominated = np.searchsorted(population, log_ratio_x - np.log(gamma), side="left")
     scores = dominated / len(population)
     return np.where(np.isnan(log_ratio_x), np.nan, scores)
+
+
+def population_rows(size: int, population: int, seed: int) -> np.ndarray:
+    """Ascending rows (Z,) of the ``size`` population candidates that RMIA uses: ``population``
+    of them drawn without replacement with the run's ``seed``, or all when ``population`` is 0
+    or at least ``size``."""
+    if 0 < population < size:
+        rng = np.random.default_rng(derive_seed(seed, "rmia-population"))
+        return np.sort(rng.choice(size, population, replace=False))
+    return np.arange(size)
+
+
+@dataclasses.dataclass(frozen=True)
+class RmiaInputs:
+    """One audited model's side of the test, as ``rmia_scores`` takes it.
+
+    log_p_x: (N,) log p(x|theta); p_x_refs, x_out_mask: (N, K) p(x|ref_k) and whether ref_k
+    left x out; log_p_z: (Z,) log p(z|theta); p_z_refs: (Z, K) p(z|ref_k).
+    """
+
+    log_p_x: np.ndarray
+    p_x_refs: np.ndarray
+    x_out_mask: np.ndarray
+    log_p_z: np.ndarray
+    p_z_refs: np.ndarray
+
+    def scores(self, a: float, gamma: float) -> np.ndarray:
+        """``rmia_scores`` of these inputs: (N,)."""
+        return rmia_scores(
+            self.log_p_x, self.p_x_refs, self.x_out_mask, self.log_p_z, self.p_z_refs, a, gamma
+        )
+
+
+def rmia_attack(
+    target: RmiaInputs,
+    shadow: RmiaInputs,
+    shadow_members: np.ndarray,
+    offline_a: tuple[float, ...],
+    gamma: float,
+) -> tuple[np.ndarray, float, dict]:
+    """Offline RMIA scores (N,) of the target's samples, a decision threshold and what was
+    chosen (``offline_a``, ``gamma``, ``population``: Z, ``shadow_auc``).
+
+    The coefficient a (the candidate of ``offline_a`` with the highest AUC, the first of equals)
+    and the threshold come from the attacker's side only: the shadow model's samples
+    (``shadow_members`` (M,) 0/1) that some reference model left out.
+    """
+    members = np.asarray(shadow_members)
+    testable = np.asarray(shadow.x_out_mask, dtype=bool).any(axis=1)  # has an OUT reference
+    shadow_auc = {}
+    for a in offline_a:
+        scores = shadow.scores(a, gamma)
+        shadow_auc[a] = auc(roc_curve(scores[testable], members[testable]))
+    best_a = max(offline_a, key=lambda a: shadow_auc[a])  # first of equals
+    threshold = best_threshold(shadow.scores(best_a, gamma)[testable], members[testable])
+    chosen = {
+        "offline_a": best_a, "gamma": gamma, "population": len(shadow.log_p_z),
+        "shadow_auc": shadow_auc[best_a],
+    }  # fmt: skip
+    return target.scores(best_a, gamma), threshold, chosen

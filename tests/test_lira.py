@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from seqmia.lira import (
+    attacker_pool,
     logit_scaled_confidence,
     offline_scores,
     out_sd,
+    reference_logits_table,
+    reference_training_ids,
     reference_training_sets,
 )
 
@@ -76,3 +80,50 @@ def test_out_sd_pools_every_out_value_and_needs_two() -> None:
     assert out_sd(refs, out) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="two"):
         out_sd(refs, np.array([[True, False], [False, False]]))
+
+
+def _partition() -> pd.DataFrame:
+    """Target 4 + 4 samples, shadow pool of 12 (two classes, 6 each), distillation 2."""
+    roles = ["target_in"] * 4 + ["target_out"] * 4 + ["shadow_in"] * 6 + ["shadow_out"] * 6
+    roles += ["distill"] * 2
+    ids = np.arange(100, 122)[::-1]  # partition rows need not be in id order
+    labels = np.tile([0, 1], 11)
+    return pd.DataFrame({"sample_id": ids, "role": roles, "label": labels})
+
+
+def test_attacker_pool_is_the_sorted_shadow_parts() -> None:
+    assert attacker_pool(_partition()).tolist() == list(range(102, 114))
+
+
+def test_reference_training_ids_draw_target_sized_stratified_sets_from_the_pool() -> None:
+    partition = _partition()
+    label = partition.set_index("sample_id")["label"]
+    pool = set(range(102, 114))
+    sets = []
+    for index in (1, 2, 3):
+        ids, left_out = reference_training_ids(partition, index, 3, seed=4)
+        assert len(ids) == 4 and (np.diff(ids) > 0).all() and (np.diff(left_out) > 0).all()
+        assert set(ids) | set(left_out) == pool and not set(ids) & set(left_out)
+        assert sorted(label[ids].tolist()) == [0, 0, 1, 1]  # the target's class balance
+        sets.append(tuple(ids))
+    assert len(set(sets)) == 3  # each model its own draw
+    # Model 1's set does not depend on how many models there are; another seed draws others.
+    assert tuple(reference_training_ids(partition, 1, 5, seed=4)[0]) == sets[0]
+    others = {tuple(reference_training_ids(partition, 1, 3, seed=s)[0]) for s in range(5, 10)}
+    assert others - {sets[0]}
+
+
+def test_reference_logits_table_by_hand() -> None:
+    attack = {
+        "target": (np.array([5, 6]), np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)),
+        "shadow": (np.array([8, 9]), np.array([[5.0, 6.0], [7.0, 8.0]], np.float32)),
+    }
+    population = (np.array([20]), np.array([[9.0, 10.0]], np.float32))
+    table = reference_logits_table(attack, population, trained=np.array([9, 20]))
+    assert list(table.columns) == ["sample_id", "role", "in_training", "logit_0", "logit_1"]
+    assert table["sample_id"].tolist() == [5, 6, 8, 9, 20]
+    assert table["role"].tolist() == ["target", "target", "shadow", "shadow", "population"]
+    # Population samples are never trained on, whatever ``trained`` says.
+    assert table["in_training"].tolist() == [False, False, False, True, False]
+    assert table["logit_1"].tolist() == [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert table["logit_0"].dtype == np.float32

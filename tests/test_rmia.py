@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from seqmia.rmia import offline_marginal, rmia_scores, true_class_log_prob
+from seqmia.rmia import (
+    RmiaInputs,
+    offline_marginal,
+    population_rows,
+    rmia_attack,
+    rmia_scores,
+    true_class_log_prob,
+)
 
 
 def pairwise_definition(p_x, p_x_refs, x_out, p_z, p_z_refs, a, gamma):
@@ -93,3 +100,61 @@ def test_true_class_log_prob_is_exact_near_one() -> None:
     got = true_class_log_prob(logits, np.array([0, 1]))
     assert got[0] == pytest.approx(-math.exp(-50), rel=1e-9)  # log(1 - e^-50) ~ -e^-50
     assert got[1] == pytest.approx(math.log(0.5))
+
+
+def test_population_rows_all_or_a_seeded_sorted_draw() -> None:
+    assert population_rows(5, 0, seed=1).tolist() == [0, 1, 2, 3, 4]
+    assert population_rows(5, 5, seed=1).tolist() == [0, 1, 2, 3, 4]
+    assert population_rows(5, 9, seed=1).tolist() == [0, 1, 2, 3, 4]
+    rows = population_rows(100, 10, seed=1)
+    assert len(set(rows.tolist())) == 10 and (np.diff(rows) > 0).all() and rows.max() < 100
+    assert (population_rows(100, 10, seed=1) == rows).all()
+    assert (population_rows(100, 10, seed=2) != rows).any()
+
+
+def mann_whitney_auc(scores, labels) -> float:
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_rmia_attack_picks_the_best_a_on_the_shadow_model() -> None:
+    rng = np.random.default_rng(11)
+    n, z, k = 30, 20, 2
+
+    def side(member_boost):
+        p_x = np.clip(rng.uniform(0.2, 0.8, n) + member_boost, 0.01, 0.99)
+        return dict(p_x=p_x, p_x_refs=rng.uniform(0.05, 0.95, (n, k)),
+                    x_out=rng.random((n, k)) < 0.7, p_z=rng.uniform(0.05, 0.95, z),
+                    p_z_refs=rng.uniform(0.05, 0.95, (z, k)))  # fmt: skip
+
+    members = np.tile([1, 0], n // 2)
+    shadow, target = side(0.15 * members), side(0.0)
+    shadow["x_out"][0] = False  # no OUT reference: left out of the choice
+    candidates = (0.0, 0.5, 1.0)
+    testable = shadow["x_out"].any(axis=1)
+    aucs = {}
+    for a in candidates:
+        s = pairwise_definition(*shadow.values(), a, 1.0)
+        aucs[a] = mann_whitney_auc(s[testable], members[testable])
+    best = max(candidates, key=lambda a: aucs[a])
+    assert len(set(aucs.values())) > 1  # the choice matters
+
+    def inputs(d):
+        return RmiaInputs(np.log(d["p_x"]), d["p_x_refs"], d["x_out"], np.log(d["p_z"]),
+                          d["p_z_refs"])  # fmt: skip
+
+    scores, threshold, chosen = rmia_attack(inputs(target), inputs(shadow), members,
+                                            candidates, 1.0)  # fmt: skip
+    assert chosen == {"offline_a": best, "gamma": 1.0, "population": z,
+                      "shadow_auc": pytest.approx(aucs[best])}  # fmt: skip
+    np.testing.assert_allclose(scores, pairwise_definition(*target.values(), best, 1.0))
+    # The threshold is a shadow score that maximises the balanced accuracy there.
+    s = pairwise_definition(*shadow.values(), best, 1.0)[testable]
+    m = members[testable].astype(bool)
+
+    def balanced(t):
+        return 0.5 * ((s[m] >= t - 1e-12).mean() + (s[~m] < t - 1e-12).mean())
+
+    assert balanced(threshold) == pytest.approx(max(balanced(t) for t in [np.inf, *s]))

@@ -1,0 +1,350 @@
+"""The evaluation protocol (seqmia.audit) on tiny arrays and frames, against hand computations."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqmia.attack import build_attack, member_log_odds
+from seqmia.audit import (
+    AuditInputs,
+    attack_reports,
+    audit,
+    in_order,
+    lira_attack,
+    logit_array,
+    metric_attacks,
+    model_accuracies,
+    per_reference,
+    reference_logits,
+    seqmia_log_odds,
+    summary_line,
+    tie_warning,
+    true_class_prob,
+)
+
+
+def balanced_accuracy_by_hand(scores, members, t) -> float:
+    predicted = [s >= t - 1e-9 for s in scores]  # scores recomputed here differ in the last bit
+    pos = [p for p, m in zip(predicted, members, strict=True) if m]
+    neg = [not p for p, m in zip(predicted, members, strict=True) if not m]
+    return 0.5 * (sum(pos) / len(pos) + sum(neg) / len(neg))
+
+
+def best_balanced_accuracy(scores, members) -> float:
+    """The highest balanced accuracy of ``score >= t`` over every candidate threshold."""
+    candidates = [math.inf, *scores]
+    return max(balanced_accuracy_by_hand(scores, members, t) for t in candidates)
+
+
+def test_logit_array_and_in_order() -> None:
+    frame = pd.DataFrame(
+        {
+            "sample_id": [7, 3, 5],
+            "label": [0, 1, 0],
+            "logit_0": [1.0, 2.0, 3.0],
+            "logit_1": np.array([4.0, 5.0, 6.0], np.float32),
+        }
+    )
+    ordered = in_order(pd.DataFrame({"sample_id": [5, 7, 3]}), frame)
+    assert ordered["sample_id"].tolist() == [5, 7, 3]
+    assert ordered["label"].tolist() == [0, 0, 1]
+    got = logit_array(ordered)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, [[3.0, 6.0], [1.0, 4.0], [2.0, 5.0]])
+
+
+def test_in_order_refuses_a_duplicated_sample() -> None:
+    frame = pd.DataFrame({"sample_id": [1, 1], "logit_0": [0.0, 1.0]})
+    with pytest.raises(pd.errors.MergeError):
+        in_order(pd.DataFrame({"sample_id": [1]}), frame)
+
+
+def test_reference_logits_pick_the_role_and_order_and_the_out_mask() -> None:
+    def frame(offset: float, trained: list[bool]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "sample_id": [1, 2, 1, 9],
+                "role": ["target", "target", "shadow", "population"],
+                "in_training": [False, False, trained[0], trained[1]],
+                "logit_0": [offset + 1, offset + 2, offset + 3, offset + 4],
+                "logit_1": [0.0] * 4,
+            }
+        )
+
+    frames = [frame(0.0, [True, False]), frame(10.0, [False, False])]
+    order = pd.DataFrame({"sample_id": [2, 1], "label": [1, 0]})
+    logits, out = reference_logits(frames, "target", order)
+    assert logits.shape == (2, 2, 2) and out.shape == (2, 2)
+    np.testing.assert_array_equal(logits[:, :, 0], [[2.0, 12.0], [1.0, 11.0]])
+    assert out.all()
+    logits, out = reference_logits(frames, "shadow", order.iloc[[1]])
+    np.testing.assert_array_equal(logits[:, :, 0], [[3.0, 13.0]])
+    np.testing.assert_array_equal(out, [[False, True]])  # model 1 trained on sample 1
+
+
+def test_per_reference_applies_the_statistic_to_each_model() -> None:
+    logits = np.arange(12.0).reshape(2, 3, 2)  # (N=2, K=3, C=2)
+    labels = np.array([1, 0])
+    got = per_reference(lambda z, y: z[np.arange(len(y)), y], logits, labels)
+    np.testing.assert_array_equal(got, [[1.0, 3.0, 5.0], [6.0, 8.0, 10.0]])
+
+
+def test_true_class_prob_is_the_softmax_entry() -> None:
+    logits = np.array([[0.0, math.log(3.0)], [2.0, 2.0]])
+    np.testing.assert_allclose(true_class_prob(logits, np.array([1, 0])), [0.75, 0.5])
+
+
+def test_metric_attacks_raw_and_class_conditional() -> None:
+    # Two classes, confident logits for members; loss is cross-entropy by hand.
+    t_logits = np.array([[3.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 4.0]])
+    t_labels = np.array([0, 1, 0, 1])
+    s_logits = np.array([[4.0, 0.0], [0.5, 0.0], [0.0, 3.0], [0.0, 0.2], [2.0, 0.0], [0.0, 1.0]])
+    s_labels = np.array([0, 0, 1, 1, 0, 1])
+    s_members = np.array([1, 0, 1, 0, 1, 0])
+    scores, thresholds = metric_attacks(t_logits, t_labels, s_logits, s_labels, s_members, 2)
+    assert set(scores) == {
+        f"{m}{cc}" for m in ("loss", "max_confidence", "entropy", "m_entropy") for cc in ("", "_cc")
+    }
+
+    def neg_loss(logits, labels):
+        return [-(np.log(np.exp(z).sum()) - z[y]) for z, y in zip(logits, labels, strict=True)]
+
+    np.testing.assert_allclose(scores["loss"], neg_loss(t_logits, t_labels))
+    shadow = neg_loss(s_logits, s_labels)
+    # The loss threshold reaches the best balanced accuracy on the shadow samples.
+    assert balanced_accuracy_by_hand(shadow, s_members, thresholds["loss"]) == pytest.approx(
+        best_balanced_accuracy(shadow, s_members)
+    )
+    assert thresholds["loss_cc"] == 0.0
+    # Class-conditional: each class's threshold separates that class's shadow samples, and the
+    # target score is the distance past it.
+    for c in (0, 1):
+        rows = s_labels == c
+        class_scores = [s for s, r in zip(shadow, rows, strict=True) if r]
+        t_class = scores["loss"][t_labels == c] - scores["loss_cc"][t_labels == c]
+        assert np.ptp(t_class) == pytest.approx(0.0)  # one threshold per class
+        assert balanced_accuracy_by_hand(class_scores, s_members[rows], t_class[0]) == 1.0
+
+
+def test_lira_attack_by_hand() -> None:
+    # Shadow: 4 samples, 2 references. OUT values 1, 3 (sample 0), 2 (sample 1), 0 (sample 2);
+    # sample 3 has no OUT reference and is skipped.
+    s_refs = np.array([[1.0, 3.0], [2.0, 9.0], [9.0, 0.0], [9.0, 9.0]])
+    s_out = np.array([[True, True], [True, False], [False, True], [False, False]])
+    sd = np.std([1.0, 3.0, 2.0, 0.0])
+    phi_shadow = np.array([6.0, 2.0, 5.0, 100.0])
+    members = np.array([1, 0, 1, 0])
+    t_refs = np.array([[1.0, 2.0], [4.0, 4.0]])
+    scores, threshold = lira_attack(
+        np.array([3.0, 0.0]), t_refs, np.ones((2, 2), bool), phi_shadow, s_refs, s_out, members
+    )
+    np.testing.assert_allclose(scores, [(3.0 - 1.5) / sd, (0.0 - 4.0) / sd])
+    shadow_scores = [(6.0 - 2.0) / sd, 0.0, 5.0 / sd]  # members 1, 0, 1
+    # The lowest threshold that keeps the non-member out: the lower member score.
+    assert threshold == pytest.approx(min(shadow_scores[0], shadow_scores[2]))
+
+
+def test_attack_reports_by_hand() -> None:
+    members = np.array([1, 1, 0, 0])
+    scores = {"a": np.array([0.9, 0.2, 0.5, 0.1]), "b": np.array([1.0, 1.0, 1.0, 0.0])}
+    reports, curves = attack_reports(scores, {"a": 0.3, "b": 0.5}, members, (0.5,), 0, 0)
+    assert list(reports) == ["a", "b"] and "ci95" not in reports["a"]
+    assert reports["a"]["auc"] == pytest.approx(0.75)  # 3 of 4 member/non-member pairs right
+    assert reports["a"]["balanced_accuracy"] == pytest.approx(0.5 * (0.5 + 0.5))
+    # ROC of a: (0,0) (0,.5) (.5,.5) (.5,1) (1,1); at FPR 0.5 the conservative TPR is 1.
+    assert reports["a"]["tpr_at_fpr"]["0.5"] == 1.0
+    assert reports["b"]["auc"] == pytest.approx(0.75)  # the tie at 1.0 counts half
+    # Interpolated between (0, 0) and (0.5, 1) of b's ROC at FPR 0.25: 0.5.
+    reports, _ = attack_reports(scores, {"a": 0.3, "b": 0.5}, members, (0.25,), 0, 0)
+    assert reports["b"]["interpolated_tpr_at_fpr"]["0.25"] == pytest.approx(0.5)
+    np.testing.assert_allclose(curves["b"].fpr, [0.0, 0.5, 1.0])
+
+
+def test_attack_reports_bootstrap_per_attack() -> None:
+    rng = np.random.default_rng(3)
+    members = np.repeat([1, 0], 20)
+    values = rng.normal(size=40) + members
+    scores = {"a": values, "b": values.copy()}
+    reports, _ = attack_reports(scores, {"a": 0.0, "b": 0.0}, members, (0.1,), 30, 7)
+    lo, hi = reports["a"]["ci95"]["auc"]
+    assert lo <= reports["a"]["auc"] <= hi and lo < hi
+    # Same scores, another attack name: its own draws, so other intervals.
+    assert reports["a"]["ci95"] != reports["b"]["ci95"]
+    again, _ = attack_reports(scores, {"a": 0.0, "b": 0.0}, members, (0.1,), 30, 7)
+    assert again["a"]["ci95"] == reports["a"]["ci95"]
+
+
+def test_model_accuracies_keep_the_two_accuracies() -> None:
+    reports = {
+        "target": {"train_accuracy": 1.0, "test_accuracy": 0.5, "history": []},
+        "reference_1": {"train_accuracy": 0.9, "test_accuracy": 0.4, "model": "x"},
+    }
+    assert model_accuracies(reports) == {
+        "target": {"train_accuracy": 1.0, "test_accuracy": 0.5},
+        "reference_1": {"train_accuracy": 0.9, "test_accuracy": 0.4},
+    }
+
+
+def test_tie_warning_and_summary_line() -> None:
+    report = {
+        "straddled_fpr": [],
+        "top_tie": 3,
+        "distinct_scores": 9,
+        "auc": 0.61234,
+        "balanced_accuracy": 0.5,
+        "tpr_at_fpr": {"0.01": 0.02, "0.1": 0.25},
+    }
+    assert tie_warning("x", report) is None
+    warning = tie_warning("x", {**report, "straddled_fpr": ["0.01", "0.1"]})
+    assert warning.startswith("x: a tie of scores straddles FPR 0.01, 0.1 (top tie 3 samples,")
+    line = summary_line("seqmia", report)
+    assert line.startswith("seqmia" + " " * 20 + " AUC 0.6123  bal.acc 0.5000")
+    assert line.endswith("TPR@0.01 0.0200  TPR@0.1 0.2500")
+
+
+def _attack(seed: int, shape: tuple[int, int]) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return build_attack("attention_lstm", shape, 4, 1).state_dict()
+
+
+def test_seqmia_log_odds_scale_then_average_the_members() -> None:
+    rng = np.random.default_rng(0)
+    sequences = rng.uniform(0, 2, (5, 3, 2))
+    summary = {
+        "architecture": "attention_lstm",
+        "hidden_size": 4,
+        "num_layers": 1,
+        "scaler_shift": [1.0, 0.5],
+        "scaler_scale": [2.0, 4.0],
+    }
+    weights = [_attack(1, (3, 2)), _attack(2, (3, 2))]
+    x = torch.from_numpy(((sequences - [1.0, 0.5]) / [2.0, 4.0]).astype(np.float32))
+    each = []
+    for state in weights:
+        model = build_attack("attention_lstm", (3, 2), 4, 1)
+        model.load_state_dict(state)
+        each.append(member_log_odds(model, x))
+    np.testing.assert_allclose(seqmia_log_odds(summary, weights[:1], sequences), each[0])
+    np.testing.assert_allclose(
+        seqmia_log_odds(summary, weights, sequences), (each[0] + each[1]) / 2
+    )
+
+
+def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
+    """Every artefact of the evaluate stage for 8 target, 8 shadow and 6 population samples,
+    3 classes, 2 snapshots of 2 metrics and 2 reference models."""
+    roles = {"target": np.arange(8), "shadow": np.arange(100, 108)}
+    member = np.tile([1, 0], 4)
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    logits = lambda n: {f"logit_{c}": rng.normal(size=n) for c in range(3)}  # noqa: E731
+    final = {
+        r: pd.DataFrame({"sample_id": ids, "member": member, "label": labels, **logits(8)})
+        for r, ids in roles.items()
+    }
+    pop_ids, pop_labels = np.arange(200, 206), np.array([0, 1, 2, 0, 1, 2])
+    population = {
+        r: pd.DataFrame({"sample_id": pop_ids, "label": pop_labels, **logits(6)}) for r in roles
+    }
+    refs = []
+    for k in range(2):
+        parts = [
+            pd.DataFrame({"sample_id": ids, "role": r, "in_training": False, **logits(8)})
+            for r, ids in roles.items()
+        ]
+        parts[1]["in_training"] = np.arange(8) % 2 == k  # each shadow sample IN for one model
+        parts.append(
+            pd.DataFrame(
+                {"sample_id": pop_ids, "role": "population", "in_training": False, **logits(6)}
+            )
+        )
+        refs.append(pd.concat(parts, ignore_index=True))
+    sequences = pd.DataFrame(
+        {
+            "sample_id": np.repeat(roles["target"][::-1], 2),
+            "part": "target_in",
+            "member": np.repeat(member[::-1], 2),
+            "label": np.repeat(labels[::-1], 2),
+            "snapshot": np.tile([1, 2], 8),
+            "loss": rng.uniform(size=16),
+            "max": rng.uniform(size=16),
+        }
+    )
+    summary = {
+        "metrics": ["loss", "max"],
+        "architecture": "attention_lstm",
+        "hidden_size": 4,
+        "num_layers": 1,
+        "scaler_shift": [0.0, 0.0],
+        "scaler_scale": [1.0, 1.0],
+    }
+    # Members (even ids) all above 0, one non-member too: balanced accuracy 0.875 at 0.
+    nn_posterior = [0.2, -0.5, 0.3, 0.1, 0.8, -0.3, 0.9, -0.2]
+    trained = pd.DataFrame({"sample_id": roles["target"], "nn_posterior": nn_posterior})
+    return AuditInputs(
+        sequences=sequences,
+        attack_summary=summary,
+        attack_weights=[_attack(0, (2, 2))],
+        final_logits=final,
+        population_logits=population,
+        reference_logits=refs,
+        trained_scores=trained,
+        model_reports={"target": {"train_accuracy": 1.0, "test_accuracy": 0.5}},
+    )
+
+
+def test_audit_scores_every_attack_in_the_samples_order() -> None:
+    inputs = _tiny_inputs(np.random.default_rng(1))
+    result = audit(inputs, (0.25,), 0, (0.0, 1.0), 1.0, 0, 0)
+    attacks = result.metrics["attacks"]
+    assert list(attacks)[:2] == ["seqmia", "nn_posterior"]
+    assert {"lira_offline", "rmia_offline", "loss", "loss_cc"} <= set(attacks)
+    frame = result.scores
+    assert frame["sample_id"].tolist() == list(range(8))  # sorted by id, as the sequences
+    np.testing.assert_array_equal(frame["nn_posterior"], inputs.trained_scores["nn_posterior"])
+    # Trained attacks are judged at log-odds 0, fixed in advance.
+    members = frame["member"].to_numpy()
+    assert members.tolist() == [1, 0] * 4
+    assert attacks["nn_posterior"]["balanced_accuracy"] == pytest.approx(0.875)
+
+    # LiRA on the target: every reference is OUT, so the score is (phi - mean phi_refs) / sd,
+    # sd the spread of the shadow samples' OUT phis.
+    def phi(frame: pd.DataFrame, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        z = frame.set_index("sample_id").loc[ids].filter(like="logit_").to_numpy()
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        p_y = p[np.arange(len(ids)), labels]
+        return np.log(p_y / (1 - p_y))
+
+    def role(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+        return frame[frame["role"] == name]
+
+    ids, y = np.arange(8), inputs.final_logits["target"]["label"].to_numpy()
+    refs = [role(f, "target") for f in inputs.reference_logits]
+    shadow_ids = np.arange(100, 108)
+    shadow_out = [
+        phi(role(f, "shadow"), shadow_ids, y)[np.arange(8) % 2 != k]
+        for k, f in enumerate(inputs.reference_logits)
+    ]
+    sd = np.concatenate(shadow_out).std()
+    expected = (
+        phi(inputs.final_logits["target"], ids, y) - np.mean([phi(f, ids, y) for f in refs], axis=0)
+    ) / sd
+    np.testing.assert_allclose(frame["lira_offline"], expected)
+    chosen = attacks["rmia_offline"]["chosen"]
+    assert chosen["population"] == 6 and chosen["offline_a"] in (0.0, 1.0)
+    assert result.metrics["models"] == {"target": {"train_accuracy": 1.0, "test_accuracy": 0.5}}
+    assert result.log[0][0] == logging.INFO and "6 population samples" in result.log[0][1]
+    assert set(result.curves) == set(attacks)
+
+
+def test_audit_draws_the_rmia_population_with_the_seed() -> None:
+    inputs = _tiny_inputs(np.random.default_rng(1))
+    small = audit(inputs, (0.25,), 0, (0.5,), 1.0, 3, 0)
+    assert small.metrics["attacks"]["rmia_offline"]["chosen"]["population"] == 3
+    rmia = small.scores["rmia_offline"].to_numpy()
+    assert set(np.round(rmia * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}  # a count over 3 population samples
