@@ -21,6 +21,7 @@ from tasks.models import (
     load_model,
     new_model,
     part_tensors,
+    fit_options,
     recipe_from,
 )
 from tasks.stopping import raise_if_stopped, stop_requested
@@ -72,11 +73,12 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
         student,
         x_distill.to(device),
         soft_targets.to(device),
-        recipe_from(params.train, device, epochs=epochs),
+        recipe_from(params.train, epochs=epochs),
         generator,
         temperature=temperature,
         on_epoch=on_epoch,
         should_stop=stop_requested,
+        **fit_options(params.train, device),
     )
     seconds = time.perf_counter() - started
     logger.info("%s: %d snapshots in %.0fs", role, params.distill.epochs, seconds)
