@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.attack  # noqa: F401 - the schema of params.attack, which it reads
 from seqmia.artifacts import save_state_dict, write_csv, write_json
 from seqmia.attack import (
     build_attack,
@@ -18,10 +19,10 @@ from seqmia.attack import (
     split_holdout,
     train_attack,
 )
-from seqmia.config import Params
-from seqmia.recipe import as_recipe
 from seqmia.errors import UserError
 from seqmia.layout import Layout
+from seqmia.params.schema import StageParams as Params
+from seqmia.recipe import as_recipe
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.baselines  # noqa: F401 - the schema of params.baselines, which it reads
 from seqmia.artifacts import write_json, write_parquet
 from seqmia.attack import (
     build_attack,
@@ -24,9 +25,10 @@ from seqmia.attack import (
     train_attack,
 )
 from seqmia.baselines import topk_log_posteriors
-from seqmia.config import ROLES, Params
-from seqmia.recipe import as_recipe
 from seqmia.layout import Layout
+from seqmia.params.partition import ROLES
+from seqmia.params.schema import StageParams as Params
+from seqmia.recipe import as_recipe
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns

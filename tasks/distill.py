@@ -8,9 +8,10 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.distill  # noqa: F401 - the schema of params.distill, which it reads
 from seqmia.artifacts import save_state_dict
-from seqmia.config import Params
 from seqmia.layout import Layout
+from seqmia.params.schema import StageParams as Params
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
@@ -18,10 +19,10 @@ from seqmia.training import fit, predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import (
     epoch_logger,
+    fit_options,
     load_model,
     new_model,
     part_tensors,
-    fit_options,
     recipe_from,
 )
 from tasks.stopping import raise_if_stopped, stop_requested

@@ -16,7 +16,6 @@ from seqmia.artifacts import (
 )
 from seqmia.attack import InputScaler, build_attack, ensemble_log_odds, member_log_odds
 from seqmia.baselines import class_conditional_scores, class_thresholds, metric_attack_scores
-from seqmia.config import ROLES, Params, params_to_dict
 from seqmia.evaluation import (
     attack_report,
     auc,
@@ -27,6 +26,9 @@ from seqmia.evaluation import (
 )
 from seqmia.layout import Layout
 from seqmia.lira import logit_scaled_confidence, offline_scores, out_sd
+from seqmia.params.partition import ROLES
+from seqmia.params.schema import StageParams as Params
+from seqmia.params.whole import params_to_dict
 from seqmia.plots import plot_roc_loglog
 from seqmia.report import render_report
 from seqmia.rmia import rmia_scores, true_class_log_prob

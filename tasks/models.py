@@ -10,15 +10,16 @@ import pandas as pd
 import torch
 
 from seqmia.artifacts import load_state_dict
-from seqmia.config import Params, TrainParams
 from seqmia.data import input_shape as sample_shape
 from seqmia.data import to_model_input
 from seqmia.layout import Layout
 from seqmia.models import ModelOptions, build_model, count_parameters
+from seqmia.params.schema import StageParams as Params
+from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids
+from seqmia.recipe import Recipe, as_recipe
 from seqmia.runtime import resolve_precision
 from seqmia.seeding import make_generator
-from seqmia.recipe import Recipe, as_recipe
 from seqmia.training import accuracy, fit, predict_logits
 from tasks.common import load_prepared, record_timing
 from tasks.stopping import stop_requested

@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 
+import seqmia.params.reference  # noqa: F401 - the schema of params.reference, which it reads
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
-from seqmia.config import ROLES, Params
 from seqmia.layout import Layout
 from seqmia.lira import reference_training_sets
+from seqmia.params.partition import ROLES
+from seqmia.params.schema import StageParams as Params
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
