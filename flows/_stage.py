@@ -14,11 +14,12 @@ from uuid import UUID
 
 import yaml
 
+import seqmia.params.run  # noqa: F401 - every stage may read seed and device
 from flows._server import SERVER_ENV, shared_server_url
 from seqmia.artifacts import remove_stale_temporaries
-from seqmia.config import Params, load_params
 from seqmia.errors import UserError
 from seqmia.layout import Layout
+from seqmia.params.schema import StageParams, read_document, validate_file
 from seqmia.runtime import resolve_device, threads_per_worker
 
 if TYPE_CHECKING:  # imported only when a stage asks for Dask or uses torch: not paid otherwise
@@ -38,10 +39,24 @@ _work_started: list[float] = []
 API_TIMEOUT_ENV = "SEQMIA_API_TIMEOUT"
 
 
-def setup(params_file: str, concurrent_workers: int = 1) -> tuple[Params, Layout]:
-    """Validate params.yaml and give each concurrent CPU worker its share of the cores."""
+# The stage whose flow runs in this process (set by ``run``): names its params reads.
+_stage_name: list[str] = []
+
+
+def read_params(params_file: str) -> StageParams:
+    """The params this stage reads (not validated as a whole: ``setup`` and ``run`` do that)."""
+    return StageParams(read_document(params_file), (_stage_name or [""])[-1])
+
+
+def setup(params_file: str, concurrent_workers: int = 1) -> tuple[StageParams, Layout]:
+    """Validate params.yaml and give each concurrent CPU worker its share of the cores.
+
+    The whole file is validated (a typo in any section stops the stage), but the stage gets
+    ``StageParams``: sections built by the schema modules its own code imports.
+    """
     _work_started.append(time.perf_counter())
-    params = load_params(params_file)
+    validate_file(params_file)
+    params = read_params(params_file)
     # Stages that use torch import it with their tasks; the others (partition) never pay for it.
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads_per_worker(concurrent_workers))
@@ -184,7 +199,9 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args()
     try:
-        params = load_params(args.params)  # fail fast, before Prefect starts anything
+        _stage_name.append(flow.name)
+        # Fail fast, before Prefect starts anything; a check, not an input of the stage's work.
+        params = validate_file(args.params)
         if params.device not in ("auto", "cpu"):  # "auto" and "cpu" always resolve; no torch here
             resolve_device(params.device)  # a device this machine lacks, before any work
         use_shared_server()

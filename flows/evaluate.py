@@ -3,7 +3,7 @@
 from prefect import flow
 
 from flows._stage import run, setup
-from seqmia.config import params_to_dict
+from seqmia.params.whole import params_to_dict
 from tasks.evaluate import check_evaluate_inputs, evaluate_attacks
 
 

@@ -3,8 +3,8 @@
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._stage import run, setup
-from seqmia.config import load_params
+import seqmia.params.reference  # noqa: F401 - the schema of params.reference, which it reads
+from flows._stage import read_params, run, setup
 from seqmia.runtime import available_cpus
 from tasks.common import check_inputs
 from tasks.reference import train_reference
@@ -16,7 +16,7 @@ WORKERS = 2
 @flow(name="reference", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def reference_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train ``reference.models`` models side by side, each on its own draw of shadow data."""
-    count = load_params(params_file).reference.models
+    count = read_params(params_file).reference.models
     params, layout = setup(params_file, concurrent_workers=min(count, WORKERS, available_cpus()))
     check_inputs([layout.dataset_file, layout.partition_file])
     runs = [

@@ -14,7 +14,9 @@ from torch import nn
 
 from seqmia.errors import UserError
 from seqmia.evaluation import auc, roc_curve
-from seqmia.optim import decay_groups, step_lr
+from seqmia.recipe import Recipe, lr_for_epoch, make_optimizer
+
+__all__ = ["Recipe", "make_optimizer", "train_attack"]  # the recipe lives in seqmia.recipe
 
 
 class SequenceAttack(nn.Module):
@@ -90,7 +92,27 @@ class FlatMLP(nn.Module):
         return self.net(x)
 
 
-ATTACK_ARCHITECTURES = ("attention_lstm", "lstm", "attention_gru", "gru", "mlp")
+# build(input_shape, hidden_size, num_layers, mlp_widths) -> attack model
+AttackBuilder = Callable[[tuple[int, ...], int, int, tuple[int, ...]], nn.Module]
+
+
+def _recurrent(cell: str, attention: bool) -> AttackBuilder:
+    return lambda shape, hidden, layers, _widths: SequenceAttack(
+        shape[-1], hidden, layers, cell, attention
+    )
+
+
+# The one list of attack architectures: attack.architecture is validated against it.
+# attention_lstm is SeqMIA; lstm/gru drop the attention, attention_gru swaps the cell; mlp
+# flattens the input (no time order).
+ATTACKS: dict[str, AttackBuilder] = {
+    "attention_lstm": _recurrent("lstm", True),
+    "lstm": _recurrent("lstm", False),
+    "attention_gru": _recurrent("gru", True),
+    "gru": _recurrent("gru", False),
+    "mlp": lambda shape, _hidden, _layers, widths: FlatMLP(int(np.prod(shape)), widths),
+}
+ATTACK_ARCHITECTURES = tuple(ATTACKS)
 
 
 def build_attack(
@@ -100,18 +122,11 @@ def build_attack(
     num_layers: int = 1,
     mlp_widths: tuple[int, ...] = (512, 128, 32),
 ) -> nn.Module:
-    """Attack model ``architecture`` for inputs of ``input_shape`` (per sample: (T, k) or (d,)).
-
-    ``attention_lstm`` is SeqMIA; ``lstm``/``gru`` drop the attention, ``attention_gru`` swaps the
-    cell; ``mlp`` flattens the input (no time order) into layers of ``mlp_widths``.
-    """
-    if architecture == "mlp":
-        return FlatMLP(int(np.prod(input_shape)), mlp_widths)
-    if architecture not in ATTACK_ARCHITECTURES:
-        raise ValueError(f"unknown attack {architecture!r}; choose from {ATTACK_ARCHITECTURES}")
-    cell = "gru" if architecture.endswith("gru") else "lstm"
-    attention = architecture.startswith("attention_")
-    return SequenceAttack(input_shape[-1], hidden_size, num_layers, cell, attention)
+    """Attack model ``architecture`` (a key of ``ATTACKS``) for inputs of ``input_shape`` (per
+    sample: (T, k) or (d,)); ``mlp`` uses ``mlp_widths``, the recurrent ones the others."""
+    if architecture not in ATTACKS:
+        raise ValueError(f"unknown attack {architecture!r}; choose from {list(ATTACKS)}")
+    return ATTACKS[architecture](tuple(input_shape), hidden_size, num_layers, mlp_widths)
 
 
 def init_attack_weights(model: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -127,33 +142,6 @@ def init_attack_weights(model: nn.Module, generator: torch.Generator) -> nn.Modu
                 module.weight.uniform_(-bound, bound, generator=generator)
                 module.bias.uniform_(-bound, bound, generator=generator)
     return model
-
-
-@dataclasses.dataclass(frozen=True)
-class AttackRecipe:
-    """Adam (or SGD with momentum) with weight decay on weights only, StepLR stepped while
-    lr > min_lr."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    step_size: int
-    gamma: float
-    min_lr: float
-    selection: str  # "best_val_auc" | "last"
-    optimizer: str = "adam"  # "adam" | "sgd"
-    momentum: float = 0.0  # sgd only
-
-
-def make_optimizer(model: nn.Module, recipe: AttackRecipe) -> torch.optim.Optimizer:
-    """The recipe's optimiser over ``model``'s parameters (weight decay on weights only)."""
-    groups = decay_groups(model, recipe.weight_decay)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose 'adam' or 'sgd'")
 
 
 # Metrics that are losses (>= 0, tiny for confident members): the ``log_loss_metrics``
@@ -257,6 +245,10 @@ def ensemble_log_odds(scores: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), axis=0)
 
 
+# How train_attack picks the epoch whose weights it returns (``attack.selection``).
+SELECTIONS = ("best_val_auc", "last")
+
+
 class AttackStopped(Exception):
     """``train_attack`` stopped early because its ``should_stop`` callback said so."""
 
@@ -267,18 +259,23 @@ def train_attack(
     y_train: torch.Tensor,
     x_val: torch.Tensor,
     y_val: torch.Tensor,
-    recipe: AttackRecipe,
+    recipe: Recipe,
     generator: torch.Generator,
     on_epoch: Callable[[AttackEpoch], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    selection: str,
 ) -> tuple[nn.Module, list[AttackEpoch], int]:
     """Train on (x_train (N, T, k), y_train (N,) 0/1); select on the held-out shadow split.
 
     Returns the model (weights of the selected epoch), the per-epoch history and the selected
-    1-based epoch. ``selection="last"`` keeps the final epoch, as the official code does.
+    1-based epoch. ``selection``: "best_val_auc" keeps the epoch of the highest held-out AUC,
+    "last" the final epoch, as the official code does.
     ``should_stop()`` is asked before every batch; when it returns True, ``AttackStopped`` is
     raised (a sibling attack of the same stage failed, so finishing would only waste time).
     """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose from {list(SELECTIONS)}")
     device = next(model.parameters()).device
     x_train, y_train = x_train.to(device), y_train.to(device)
     optimizer = make_optimizer(model, recipe)
@@ -287,7 +284,7 @@ def train_attack(
     best_auc, best_epoch, best_state = -1.0, recipe.epochs, None
     n = x_train.shape[0]
     for epoch in range(recipe.epochs):
-        lr = step_lr(epoch, recipe.lr, recipe.step_size, recipe.gamma, recipe.min_lr)
+        lr = lr_for_epoch(recipe, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
@@ -317,7 +314,7 @@ def train_attack(
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if recipe.selection == "best_val_auc" and val_auc > best_auc:
+        if selection == "best_val_auc" and val_auc > best_auc:
             best_auc, best_epoch = val_auc, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if best_state is not None:

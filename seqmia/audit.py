@@ -17,7 +17,6 @@ import torch
 
 from seqmia.attack import InputScaler, build_attack, ensemble_log_odds, member_log_odds
 from seqmia.baselines import class_conditional_scores, class_thresholds, metric_attack_scores
-from seqmia.config import ROLES
 from seqmia.evaluation import (
     Roc,
     attack_report,
@@ -27,6 +26,7 @@ from seqmia.evaluation import (
     roc_curve,
 )
 from seqmia.lira import logit_scaled_confidence, offline_scores, out_sd
+from seqmia.params.partition import ROLES
 from seqmia.rmia import RmiaInputs, population_rows, rmia_attack, true_class_log_prob
 from seqmia.seeding import derive_seed
 from seqmia.sequences import frame_to_arrays

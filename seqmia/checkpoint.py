@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmia.artifacts import CHECKSUM_KEY, weights_digest
-from seqmia.config import PARTS
 from seqmia.data import _list_image_folder, is_image, to_model_input
 from seqmia.errors import UserError
+from seqmia.params.partition import PARTS
 from seqmia.partition import PartitionError, stratified_counts
 from seqmia.training import predict_logits
 

@@ -25,12 +25,15 @@ class ModelInputError(UserError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-    """Architecture options of the models that have them (``train.mlp_*``, ``train.wrn_*``)."""
+    """Architecture options of the models that have them (``train.mlp_*``, ``train.wrn_*``).
 
-    mlp_widths: tuple[int, ...] = (1024, 512, 256, 128)
-    mlp_activation: str = "tanh"  # "tanh" | "relu"
-    wrn_depth: int = 16
-    wrn_width: int = 4
+    No defaults: the values come from params.yaml, the one place that sets them.
+    """
+
+    mlp_widths: tuple[int, ...]
+    mlp_activation: str  # "tanh" | "relu"
+    wrn_depth: int
+    wrn_width: int
 
 
 class HiddenLinear(nn.Linear):
@@ -348,18 +351,43 @@ class WideResNet(nn.Module):
 
 
 # factory(input_shape, num_classes, options) -> model
-ModelFactory = Callable[[tuple[int, ...], int, ModelOptions], nn.Module]
+ModelFactory = Callable[[tuple[int, ...], int, "ModelOptions | None"], nn.Module]
 
-MODEL_REGISTRY: dict[str, ModelFactory] = {
-    "small_cnn": lambda shape, classes, _: SmallCNN(shape, classes),
-    "vgg16": lambda shape, classes, _: VGG16(shape, classes),
-    "resnet56": lambda shape, classes, _: ResNetCifar(shape, classes, depth=56),
-    "mobilenetv2": lambda shape, classes, _: MobileNetV2Cifar(shape, classes),
-    "wrn": lambda shape, classes, o: WideResNet(shape, classes, o.wrn_depth, o.wrn_width),
-    "mlp": MLP,
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: how to build the model and which samples it takes."""
+
+    build: ModelFactory
+    # True: a network of 2-D convolutions, it needs (C, H, W) images; False: it flattens any
+    # sample (the MLP), so feature-vector datasets can use it.
+    images_only: bool
+
+
+def _options(options: ModelOptions | None, name: str) -> ModelOptions:
+    if options is None:
+        raise ValueError(f"model {name!r} needs ModelOptions (train.mlp_*, train.wrn_*)")
+    return options
+
+
+# The one list of model names: train.model is validated against it.
+MODELS: dict[str, ModelSpec] = {
+    "small_cnn": ModelSpec(lambda shape, classes, _: SmallCNN(shape, classes), True),
+    "vgg16": ModelSpec(lambda shape, classes, _: VGG16(shape, classes), True),
+    "resnet56": ModelSpec(lambda shape, classes, _: ResNetCifar(shape, classes, depth=56), True),
+    "mobilenetv2": ModelSpec(lambda shape, classes, _: MobileNetV2Cifar(shape, classes), True),
+    "wrn": ModelSpec(
+        lambda shape, classes, o: WideResNet(
+            shape, classes, _options(o, "wrn").wrn_depth, _options(o, "wrn").wrn_width
+        ),
+        True,
+    ),
+    "mlp": ModelSpec(lambda shape, classes, o: MLP(shape, classes, _options(o, "mlp")), False),
 }
+MODEL_REGISTRY = MODELS  # the former name
 # Models that take any input shape (they flatten it); the others need (C, H, W) images.
-ANY_INPUT_MODELS = ("mlp",)
+ANY_INPUT_MODELS = tuple(name for name, spec in MODELS.items() if not spec.images_only)
+IMAGE_MODELS = tuple(name for name, spec in MODELS.items() if spec.images_only)
 
 
 def build_model(
@@ -370,17 +398,18 @@ def build_model(
     options: ModelOptions | None = None,
 ) -> nn.Module:
     """Registry model ``name`` for one sample of ``input_shape`` ((C, H, W) images, (D,)
-    features), initialised from ``generator``. Raises ``ModelInputError`` if the architecture
+    features), initialised from ``generator``. ``options`` (``train.mlp_*``, ``train.wrn_*``)
+    is needed by the models that have options. Raises ``ModelInputError`` if the architecture
     cannot take that shape (a CNN on feature vectors)."""
-    if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODEL_REGISTRY)}")
-    if name not in ANY_INPUT_MODELS and len(input_shape) != 3:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    if MODELS[name].images_only and len(input_shape) != 3:
         raise ModelInputError(
             f"model {name!r} is a convolutional network for (C, H, W) images, but the prepared "
             f"samples have shape {tuple(input_shape)} (feature vectors); use train.model: "
             f"{' or '.join(ANY_INPUT_MODELS)}"
         )
-    model = MODEL_REGISTRY[name](tuple(input_shape), num_classes, options or ModelOptions())
+    model = MODELS[name].build(tuple(input_shape), num_classes, options)
     init_weights(model, generator)
     set_generator(model, generator)
     return model

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from seqmia.config import PARTS
 from seqmia.errors import UserError
+from seqmia.params.partition import PARTS
 
 
 class PartitionError(UserError, ValueError):

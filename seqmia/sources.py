@@ -11,9 +11,11 @@ layout and the real files.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import pickle
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +34,6 @@ from seqmia.data import (
 from seqmia.errors import DamagedFileError, first_line
 from seqmia.tabular import load_tabular
 from seqmia.text import load_news20
-
-# data.name -> kind of sample; the config uses the same split to refuse impossible pairings.
-IMAGE_DATASETS = (
-    "cifar10", "cifar100", "cinic10", "gtsrb", "mnist", "fashion_mnist", "imagefolder",
-)  # fmt: skip
-TABULAR_DATASETS = ("location", "purchase100", "texas100")
-TEXT_DATASETS = ("news20",)
 
 # GTSRB images range from 15x15 to 250x250 pixels; like the membership-inference literature we
 # resize them to one size so the CIFAR-style models take them.
@@ -309,6 +304,65 @@ def load_cinic10(root: Path, download: bool) -> RawDataset:
 # ---------------------------------------------------------------------------------------------
 
 
+def _load_image_folder(root: Path, path: str) -> RawDataset:
+    """The ImageFolder tree at ``path`` (relative to ``root`` unless absolute)."""
+    folder = Path(path) if Path(path).is_absolute() else root / path
+    if not (folder / "train").is_dir():
+        raise DatasetNotFoundError(
+            f"image folder dataset not found: looked for {folder.resolve()}/train/<class>/. "
+            f"Set data.path to a folder with train/<class>/ (and optionally test/<class>/) "
+            f"image files, relative to the data root {root.resolve()} "
+            f"(${DATA_ROOT_ENV} or data/raw) or absolute."
+        )
+    return read_image_folder(folder)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A registry entry: the reader of a named dataset and what its samples are."""
+
+    # read(root, path, download, vocab_size) -> RawDataset
+    read: Callable[[Path, str, bool, int], RawDataset]
+    kind: str  # "image" (C, H, W) | "tabular" or "text" (feature vectors (D,))
+    # Classes, where the publisher fixes them (None: known only once read); lets per-class part
+    # sizes be turned into sample counts before any data is read.
+    classes: int | None
+
+    @property
+    def features(self) -> bool:
+        """Samples are feature vectors, not images: only models that flatten take them."""
+        return self.kind != "image"
+
+
+def _image(read: Callable[[Path, bool], RawDataset], classes: int | None) -> DatasetSpec:
+    return DatasetSpec(lambda root, _path, download, _vocab: read(root, download), "image", classes)
+
+
+# The one list of dataset names: data.name is validated against it.
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": _image(lambda root, dl: load_cifar("cifar10", root, dl), 10),
+    "cifar100": _image(lambda root, dl: load_cifar("cifar100", root, dl), 100),
+    "cinic10": _image(load_cinic10, 10),
+    "gtsrb": _image(load_gtsrb, 43),
+    "mnist": _image(lambda root, dl: load_idx("mnist", root, dl), 10),
+    "fashion_mnist": _image(lambda root, dl: load_idx("fashion_mnist", root, dl), 10),
+    "imagefolder": DatasetSpec(lambda root, path, _dl, _v: _load_image_folder(root, path), "image",
+                               None),
+    "location": DatasetSpec(lambda root, _p, dl, _v: load_tabular("location", root, dl),
+                            "tabular", 30),
+    "purchase100": DatasetSpec(lambda root, _p, dl, _v: load_tabular("purchase100", root, dl),
+                               "tabular", 100),
+    "texas100": DatasetSpec(lambda root, _p, dl, _v: load_tabular("texas100", root, dl),
+                            "tabular", 100),
+    "news20": DatasetSpec(lambda root, _p, dl, vocab: load_news20(root, dl, vocab), "text", 20),
+}  # fmt: skip
+IMAGE_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "image")
+TABULAR_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "tabular")
+TEXT_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "text")
+FEATURE_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.features)
+KNOWN_CLASS_COUNTS = {n: spec.classes for n, spec in DATASETS.items() if spec.classes is not None}
+
+
 def load_dataset(
     name: str, root: Path, path: str = "", download: bool = False, vocab_size: int = 2000
 ) -> RawDataset:
@@ -318,26 +372,6 @@ def load_dataset(
     ``vocab_size``: TF-IDF vocabulary of the text sets. Raises ``DatasetNotFoundError`` naming
     every path tried and how to get the data.
     """
-    if name == "imagefolder":
-        folder = Path(path) if Path(path).is_absolute() else root / path
-        if not (folder / "train").is_dir():
-            raise DatasetNotFoundError(
-                f"image folder dataset not found: looked for {folder.resolve()}/train/<class>/. "
-                f"Set data.path to a folder with train/<class>/ (and optionally test/<class>/) "
-                f"image files, relative to the data root {root.resolve()} "
-                f"(${DATA_ROOT_ENV} or data/raw) or absolute."
-            )
-        return read_image_folder(folder)
-    if name in ("cifar10", "cifar100"):
-        return load_cifar(name, root, download)
-    if name in _IDX:
-        return load_idx(name, root, download)
-    if name == "gtsrb":
-        return load_gtsrb(root, download)
-    if name == "cinic10":
-        return load_cinic10(root, download)
-    if name in TABULAR_DATASETS:
-        return load_tabular(name, root, download)
-    if name in TEXT_DATASETS:
-        return load_news20(root, download, vocab_size)
-    raise ValueError(f"unknown dataset {name!r}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+    return DATASETS[name].read(root, path, download, vocab_size)

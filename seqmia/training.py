@@ -7,7 +7,6 @@ beats a DataLoader on a CPU and keeps every random draw on one explicit generato
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 
@@ -16,26 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmia.models import set_generator
-from seqmia.optim import decay_groups, step_lr
+from seqmia.recipe import Recipe, cosine_lr, lr_for_epoch, make_optimizer
 
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Optimisation recipe (SGD with momentum, per-epoch learning-rate schedule)."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    schedule: str  # "step" | "cosine"
-    step_size: int
-    gamma: float
-    min_lr: float
-    augment: bool
-    # Autocast dtype of forward passes: "fp32" (none), "bf16" or "fp16" (with loss scaling).
-    # Weights, optimiser state and saved snapshots stay float32 either way.
-    precision: str = "fp32"
+__all__ = ["Recipe", "cosine_lr", "lr_for_epoch", "fit"]  # the recipe lives in seqmia.recipe
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,18 +38,6 @@ class EpochStats:
     lr: float
     seconds: float
     samples: int
-
-
-def cosine_lr(epoch: int, lr: float, epochs: int) -> float:
-    """Cosine annealing from ``lr`` to 0 over ``epochs`` epochs (0-based ``epoch``)."""
-    return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
-
-
-def lr_for_epoch(recipe: Recipe, epoch: int) -> float:
-    """The recipe's learning rate during 0-based ``epoch``."""
-    if recipe.schedule == "cosine":
-        return cosine_lr(epoch, recipe.lr, recipe.epochs)
-    return step_lr(epoch, recipe.lr, recipe.step_size, recipe.gamma, recipe.min_lr)
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
@@ -119,6 +89,8 @@ def fit(
     temperature: float = 1.0,
     on_epoch: Callable[[EpochStats, nn.Module], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    augment: bool = False,
+    precision: str = "fp32",
 ) -> nn.Module:
     """Train ``model`` in place and return it.
 
@@ -128,22 +100,23 @@ def fit(
     ``on_epoch(stats, model)`` runs after every epoch, e.g. to log or save a snapshot.
     ``should_stop()`` is asked before every batch; when it returns True, ``fit`` raises
     ``TrainingStopped`` and the model is left half-trained.
+    ``augment``: random crop and flip of every image batch (``random_crop_flip``).
+    ``precision``: autocast dtype of forward passes, "fp32" (none), "bf16" or "fp16" (with loss
+    scaling); weights, optimiser state and saved snapshots stay float32 either way.
     """
     soft = targets.is_floating_point()
     fmt = _memory_format(inputs)
     model.to(memory_format=fmt)
     device_generator = on_device(generator, inputs.device)
     set_generator(model, device_generator)  # dropout masks
-    optimizer = torch.optim.SGD(
-        decay_groups(model, recipe.weight_decay), lr=recipe.lr, momentum=recipe.momentum
-    )
+    optimizer = make_optimizer(model, recipe)
     n = inputs.shape[0]
-    mixed = recipe.precision in AUTOCAST_DTYPES
+    mixed = precision in AUTOCAST_DTYPES
     autocast = torch.autocast(
-        inputs.device.type, dtype=AUTOCAST_DTYPES.get(recipe.precision), enabled=mixed
+        inputs.device.type, dtype=AUTOCAST_DTYPES.get(precision), enabled=mixed
     )
     # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
-    scaler = torch.amp.GradScaler(inputs.device.type, enabled=recipe.precision == "fp16")
+    scaler = torch.amp.GradScaler(inputs.device.type, enabled=precision == "fp16")
     for epoch in range(recipe.epochs):
         lr = lr_for_epoch(recipe, epoch)
         for group in optimizer.param_groups:
@@ -158,7 +131,7 @@ def fit(
                 raise TrainingStopped(f"stopped in epoch {epoch + 1} of {recipe.epochs}")
             idx = order[start : start + recipe.batch_size]
             x, y = inputs[idx], targets[idx]
-            if recipe.augment:
+            if augment:
                 x = random_crop_flip(x, device_generator)
             x = x.contiguous(memory_format=fmt)
             with autocast:

@@ -9,9 +9,9 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.attack  # noqa: F401 - the schema of params.attack, which it reads
 from seqmia.artifacts import save_state_dict, write_csv, write_json
 from seqmia.attack import (
-    AttackRecipe,
     build_attack,
     fit_scaler,
     init_attack_weights,
@@ -19,9 +19,10 @@ from seqmia.attack import (
     split_holdout,
     train_attack,
 )
-from seqmia.config import Params
 from seqmia.errors import UserError
 from seqmia.layout import Layout
+from seqmia.params.schema import StageParams as Params
+from seqmia.recipe import as_recipe
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns
@@ -56,10 +57,7 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
     scaler = fit_scaler(sequences[train_rows], a.input_transform, log_mask)
     x = scaler(sequences)  # (N, T, k) float32
     y = torch.from_numpy(members.astype(np.int64))
-    recipe = AttackRecipe(
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-        step_size=a.step_size, gamma=a.gamma, min_lr=a.min_lr, selection=a.selection,
-    )  # fmt: skip
+    recipe = as_recipe(a)
     logger.info(
         "attack on %d shadow sequences (%d held out) of %d snapshots x %d metrics %s",
         len(train_rows), len(val_rows), sequences.shape[1], len(names), names,
@@ -81,7 +79,7 @@ def train_seqmia_attack(params: Params, layout: Layout) -> dict:
         init_attack_weights(model, generator).to(device)
         model, history, selected = train_attack(
             model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator,
-            on_epoch if k == 1 else None,
+            on_epoch if k == 1 else None, selection=a.selection,
         )  # fmt: skip
         save_state_dict(layout.attack_member_file(k), model)
         if k == 1:  # the history plot follows the first member

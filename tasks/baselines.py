@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.baselines  # noqa: F401 - the schema of params.baselines, which it reads
 from seqmia.artifacts import write_json, write_parquet
 from seqmia.attack import (
-    AttackRecipe,
     build_attack,
     fit_scaler,
     init_attack_weights,
@@ -25,8 +25,10 @@ from seqmia.attack import (
     train_attack,
 )
 from seqmia.baselines import topk_log_posteriors
-from seqmia.config import ROLES, Params, RecipeParams
 from seqmia.layout import Layout
+from seqmia.params.partition import ROLES
+from seqmia.params.schema import StageParams as Params
+from seqmia.recipe import as_recipe
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.sequences import frame_to_arrays, metric_columns
@@ -110,16 +112,6 @@ def features(spec: BaselineSpec, inputs: RoleInputs, topk: int) -> np.ndarray:
     return inputs.sequences[:, :, [inputs.metrics.index(metric)]]  # (N, T, 1)
 
 
-def attack_recipe(r: RecipeParams) -> AttackRecipe:
-    """A baseline's training recipe from its params section; every baseline selects its epoch
-    on the held-out shadow split."""
-    return AttackRecipe(
-        epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
-        step_size=r.step_size, gamma=r.gamma, min_lr=r.min_lr, selection="best_val_auc",
-        optimizer=r.optimizer, momentum=r.momentum,
-    )  # fmt: skip
-
-
 @task(**ARTEFACT_TASK, task_run_name="baseline-{spec.name}")
 def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
     """Fit one baseline on shadow data; return its target scores and training summary."""
@@ -138,11 +130,11 @@ def train_baseline(spec: BaselineSpec, params: Params, layout: Layout) -> dict:
         spec.architecture, tuple(x.shape[1:]), b.hidden_size, mlp_widths=spec.mlp_widths
     )
     init_attack_weights(model, generator).to(device)
-    recipe = attack_recipe(getattr(b, spec.recipe))
+    recipe = as_recipe(getattr(b, spec.recipe))
     started = time.perf_counter()
     model, history, selected = train_attack(
         model, x[train_rows], y[train_rows], x[val_rows], y[val_rows], recipe, generator,
-        should_stop=stop_requested,
+        should_stop=stop_requested, selection="best_val_auc",  # every baseline selects its epoch
     )  # fmt: skip
     seconds = time.perf_counter() - started
     record_timing(f"baseline {spec.name}", seconds)

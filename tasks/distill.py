@@ -8,9 +8,10 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.distill  # noqa: F401 - the schema of params.distill, which it reads
 from seqmia.artifacts import save_state_dict
-from seqmia.config import Params
 from seqmia.layout import Layout
+from seqmia.params.schema import StageParams as Params
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
@@ -18,6 +19,7 @@ from seqmia.training import fit, predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import (
     epoch_logger,
+    fit_options,
     load_model,
     new_model,
     part_tensors,
@@ -72,11 +74,12 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
         student,
         x_distill.to(device),
         soft_targets.to(device),
-        recipe_from(params.train, device, epochs=epochs),
+        recipe_from(params.train, epochs=epochs),
         generator,
         temperature=temperature,
         on_epoch=on_epoch,
         should_stop=stop_requested,
+        **fit_options(params.train, device),
     )
     seconds = time.perf_counter() - started
     logger.info("%s: %d snapshots in %.0fs", role, params.distill.epochs, seconds)

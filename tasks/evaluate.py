@@ -14,8 +14,10 @@ from seqmia.artifacts import (
     write_parquet,
 )
 from seqmia.audit import AuditInputs, audit
-from seqmia.config import ROLES, EvaluateParams, RmiaParams
 from seqmia.layout import Layout
+from seqmia.params.evaluate import EvaluateParams
+from seqmia.params.partition import ROLES
+from seqmia.params.rmia import RmiaParams
 from seqmia.plots import plot_roc_loglog
 from seqmia.report import render_report
 from tasks.common import ARTEFACT_TASK, check_inputs

@@ -10,15 +10,17 @@ import pandas as pd
 import torch
 
 from seqmia.artifacts import load_state_dict
-from seqmia.config import Params, TrainParams
 from seqmia.data import input_shape as sample_shape
 from seqmia.data import to_model_input
 from seqmia.layout import Layout
 from seqmia.models import ModelOptions, build_model, count_parameters
+from seqmia.params.schema import StageParams as Params
+from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids
+from seqmia.recipe import Recipe, as_recipe
 from seqmia.runtime import resolve_precision
 from seqmia.seeding import make_generator
-from seqmia.training import Recipe, accuracy, fit, predict_logits
+from seqmia.training import accuracy, fit, predict_logits
 from tasks.common import load_prepared, record_timing
 from tasks.stopping import stop_requested
 
@@ -105,22 +107,14 @@ def load_model(
     return model.to(device).eval()
 
 
-def recipe_from(train: TrainParams, device: torch.device, epochs: int | None = None) -> Recipe:
-    """The optimisation recipe of ``train.*`` on ``device``, optionally with another epoch
-    count."""
-    return Recipe(
-        epochs=train.epochs if epochs is None else epochs,
-        batch_size=train.batch_size,
-        lr=train.lr,
-        momentum=train.momentum,
-        weight_decay=train.weight_decay,
-        schedule=train.schedule,
-        step_size=train.step_size,
-        gamma=train.gamma,
-        min_lr=train.min_lr,
-        augment=train.augment,
-        precision=resolve_precision(train.precision, device),
-    )
+def recipe_from(train: TrainParams, epochs: int | None = None) -> Recipe:
+    """The optimisation recipe of ``train.*``, optionally with another epoch count."""
+    return as_recipe(train, **({} if epochs is None else {"epochs": epochs}))
+
+
+def fit_options(train: TrainParams, device: torch.device) -> dict:
+    """``fit``'s keyword arguments beyond the recipe: augmentation and precision on ``device``."""
+    return {"augment": train.augment, "precision": resolve_precision(train.precision, device)}
 
 
 def epoch_logger(logger, label: str, total: int):
@@ -166,8 +160,8 @@ def train_classifier(
 
     started = time.perf_counter()
     fit(
-        model, x_train.to(device), y_train.to(device), recipe_from(params.train, device), generator,
-        on_epoch=on_epoch, should_stop=stop_requested,
+        model, x_train.to(device), y_train.to(device), recipe_from(params.train), generator,
+        on_epoch=on_epoch, should_stop=stop_requested, **fit_options(params.train, device),
     )  # fmt: skip
     seconds = time.perf_counter() - started
     record_timing(f"{label} train", seconds)

@@ -6,8 +6,8 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_parquet
-from seqmia.config import PARTS, PartitionParams
 from seqmia.layout import Layout
+from seqmia.params.partition import PARTS, PartitionParams
 from seqmia.partition import check_disjoint, make_partition
 from seqmia.seeding import derive_seed
 from tasks.common import ARTEFACT_TASK, load_prepared

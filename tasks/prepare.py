@@ -9,9 +9,9 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_json, write_npz
-from seqmia.config import DataParams
 from seqmia.data import data_root, is_image, normalisation_stats
 from seqmia.layout import Layout
+from seqmia.params.data import DataParams
 from seqmia.sources import load_dataset
 from tasks.common import ARTEFACT_TASK
 

@@ -14,9 +14,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
-from seqmia.config import ROLES, ReferenceParams, TrainParams
 from seqmia.layout import Layout
 from seqmia.lira import reference_logits_table, reference_training_ids
+from seqmia.params.partition import ROLES
+from seqmia.params.reference import ReferenceParams
+from seqmia.params.train import TrainParams
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from seqmia.training import predict_logits

@@ -8,10 +8,13 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.distill  # noqa: F401 - the schema of params.distill, which it reads
+import seqmia.params.sequences  # noqa: F401 - the schema of params.sequences, which it reads
 from seqmia.artifacts import write_parquet
-from seqmia.config import ROLES, Params
 from seqmia.layout import Layout
 from seqmia.metrics import compute_metrics
+from seqmia.params.partition import ROLES
+from seqmia.params.schema import StageParams as Params
 from seqmia.runtime import resolve_device
 from seqmia.sequences import sequence_frame
 from seqmia.training import predict_logits

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+import seqmia.params.target  # noqa: F401 - the schema of params.target, which it reads
 from seqmia.artifacts import read_json, write_json, write_parquet
 from seqmia.checkpoint import (
     EXPORTED_SUFFIX,
@@ -26,9 +27,10 @@ from seqmia.checkpoint import (
     target_file,
     target_logits,
 )
-from seqmia.config import PARTS, Params
 from seqmia.data import data_root
 from seqmia.layout import Layout
+from seqmia.params.partition import PARTS
+from seqmia.params.schema import StageParams as Params
 from seqmia.partition import check_disjoint, part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator

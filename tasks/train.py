@@ -6,8 +6,8 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json
-from seqmia.config import Params
 from seqmia.layout import Layout
+from seqmia.params.schema import StageParams as Params
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from tasks.common import ARTEFACT_TASK, load_prepared

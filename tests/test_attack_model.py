@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from seqmia.attack import (
-    AttackRecipe,
     AttentionLSTM,
     fit_scaler,
     init_attack_weights,
@@ -16,6 +15,7 @@ from seqmia.attack import (
     train_attack,
 )
 from seqmia.evaluation import auc, roc_curve
+from seqmia.recipe import Recipe
 
 
 def _model(seed: int, k: int = 5, hidden: int = 7) -> AttentionLSTM:
@@ -108,7 +108,8 @@ def _easy_task(seed: int, n: int = 200, t: int = 5, k: int = 2):
 
 
 RECIPE = dict(
-    epochs=15, batch_size=50, lr=0.01, weight_decay=1e-4, step_size=5, gamma=0.9, min_lr=5e-4
+    optimizer="adam", epochs=15, batch_size=50, lr=0.01, momentum=0.0, weight_decay=1e-4,
+    schedule="step", step_size=5, gamma=0.9, min_lr=5e-4,
 )
 
 
@@ -116,7 +117,7 @@ RECIPE = dict(
 def trained():
     x, y = _easy_task(0)
     x_val, y_val = _easy_task(1, n=100)
-    recipe = AttackRecipe(**RECIPE, selection="best_val_auc")
+    recipe = Recipe(**RECIPE)
     seen = []
     model, history, selected = train_attack(
         init_attack_weights(AttentionLSTM(2, 8), torch.Generator().manual_seed(0)),
@@ -127,6 +128,7 @@ def trained():
         recipe,
         torch.Generator().manual_seed(1),
         on_epoch=seen.append,
+        selection="best_val_auc",
     )
     return model, history, selected, seen, x_val, y_val
 
@@ -161,9 +163,10 @@ def test_history_lr_follows_schedule(trained):
 
 def test_last_selection_returns_final_epoch():
     x, y = _easy_task(0, n=40)
-    recipe = AttackRecipe(**dict(RECIPE, epochs=3), selection="last")
+    recipe = Recipe(**dict(RECIPE, epochs=3))
     _, history, selected = train_attack(
-        _model(0, k=2, hidden=4), x, y, x, y, recipe, torch.Generator().manual_seed(0)
+        _model(0, k=2, hidden=4), x, y, x, y, recipe, torch.Generator().manual_seed(0),
+        selection="last",
     )
     assert selected == 3 and len(history) == 3
 

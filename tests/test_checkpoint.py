@@ -28,7 +28,7 @@ from seqmia.checkpoint import (
 )
 from seqmia.config import ParamsError, params_from_dict
 from seqmia.data import to_model_input
-from seqmia.models import build_model
+from seqmia.models import ModelOptions, build_model
 from seqmia.partition import PartitionError, make_partition, part_ids
 from tests.conftest import REPO
 
@@ -182,7 +182,8 @@ def test_state_dict_loads_weights_only_and_answers_like_the_model(tmp_path: Path
 
 
 def test_architecture_mismatch_names_expected_and_found_shapes(tmp_path: Path) -> None:
-    other = build_model("mlp", (64,), 10, torch.Generator().manual_seed(0))
+    options = ModelOptions(mlp_widths=(32,), mlp_activation="tanh", wrn_depth=16, wrn_width=4)
+    other = build_model("mlp", (64,), 10, torch.Generator().manual_seed(0), options)
     path = tmp_path / "model.pt"
     torch.save(other.state_dict(), path)
     with pytest.raises(CheckpointError) as err:

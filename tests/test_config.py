@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import copy
-import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
+import seqmia.baselines
+from seqmia.attack import ATTACKS
 from seqmia.config import (
-    DATASET_NAMES,
     METRIC_NAMES,
     MODEL_NAMES,
-    DataParams,
-    MetricName,
     Params,
     ParamsError,
-    TrainParams,
     load_params,
     params_from_dict,
     params_to_dict,
 )
 from seqmia.errors import UserError
 from seqmia.metrics import METRICS
-from seqmia.models import MODEL_REGISTRY
+from seqmia.models import MODELS
+from seqmia.params.baselines import BASELINE_NAMES
+from seqmia.sources import DATASETS
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 TRAIN_KEYS = [
     "model",
+    "optimizer",
     "epochs",
     "batch_size",
     "lr",
@@ -195,15 +195,41 @@ def test_section_must_be_mapping(raw):
     assert "train" in _error(raw)
 
 
-def test_model_literal_matches_registry():
-    hints = typing.get_type_hints(TrainParams)
-    assert set(typing.get_args(hints["model"])) == set(MODEL_REGISTRY)
-    assert set(MODEL_NAMES) == set(MODEL_REGISTRY)
+# Each registry of names, the key that selects from it, and how to set that key in a document.
+REGISTRIES = {
+    "train.model": (MODELS, lambda raw, v: raw["train"].update(model=v)),
+    "data.name": (DATASETS, lambda raw, v: raw["data"].update(name=v)),
+    "sequences.metrics": (METRICS, lambda raw, v: raw["sequences"].update(metrics=[v])),
+    "attack.architecture": (ATTACKS, lambda raw, v: raw["attack"].update(architecture=v)),
+    "baselines.attacks": (BASELINE_NAMES, lambda raw, v: raw["baselines"].update(attacks=[v])),
+}
 
 
-def test_metric_names_match_metric_functions():
-    assert tuple(METRICS) == METRIC_NAMES
-    assert typing.get_args(MetricName) == METRIC_NAMES
+@pytest.mark.parametrize("key", REGISTRIES)
+def test_unknown_name_fails_with_the_registrys_names(raw, key):
+    registry, put = REGISTRIES[key]
+    put(raw, "no_such_name")
+    message = _error(raw)
+    assert key in message and "no_such_name" in message
+    assert all(name in message for name in registry)
+
+
+@pytest.mark.parametrize("key", ["train.model", "sequences.metrics", "attack.architecture"])
+def test_a_name_added_to_the_registry_is_accepted(raw, key, monkeypatch):
+    """Validation reads the registry itself: no second list to update."""
+    registry, put = REGISTRIES[key]
+    monkeypatch.setitem(registry, "added_by_test", object())
+    put(raw, "added_by_test")
+    params = params_from_dict(raw)
+    section, field = key.split(".")
+    assert "added_by_test" in str(getattr(getattr(params, section), field))
+
+
+def test_baseline_names_come_from_the_core_registry_when_it_has_one():
+    if hasattr(seqmia.baselines, "BASELINES"):
+        assert BASELINE_NAMES is seqmia.baselines.BASELINES
+    else:  # the one list until seqmia.baselines exports its registry
+        assert "trajectory_mia" in BASELINE_NAMES
 
 
 @pytest.mark.parametrize("model", ["small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn"])
@@ -259,11 +285,6 @@ def test_bad_vocab_size_refused(raw):
     assert "data.vocab_size" in _error(raw)
 
 
-def test_dataset_literal_matches_names():
-    hints = typing.get_type_hints(DataParams)
-    assert typing.get_args(hints["name"]) == DATASET_NAMES
-
-
 def test_reference_models_must_be_at_least_one(raw):
     raw["reference"]["models"] = 0
     assert "reference.models" in _error(raw) and ">= 1" in _error(raw)
@@ -273,3 +294,76 @@ def test_reference_draws_must_leave_part_of_the_shadow_pool_out(raw):
     raw["partition"].update(target_in=500, shadow_in=250, shadow_out=250)
     message = _error(raw)
     assert "partition.target_in" in message and "less than" in message
+
+
+@pytest.mark.parametrize("section", ["train", "attack", "baselines.trajectory_mia"])
+@pytest.mark.parametrize(
+    ("key", "value"), [("optimizer", "rmsprop"), ("schedule", "linear"), ("momentum", 1.0)]
+)
+def test_every_recipe_section_has_the_recipe_rules(raw, section, key, value):
+    node = raw
+    for part in section.split("."):
+        node = node[part]
+    node[key] = value
+    assert f"{section}.{key}" in _error(raw)
+
+
+def test_recipe_sections_are_core_recipes():
+    from seqmia.recipe import Recipe, as_recipe
+
+    params = load_params(PARAMS_FILE)
+    assert as_recipe(params.train) == Recipe(
+        optimizer="sgd", epochs=params.train.epochs, batch_size=params.train.batch_size,
+        lr=params.train.lr, momentum=params.train.momentum,
+        weight_decay=params.train.weight_decay, schedule=params.train.schedule,
+        step_size=params.train.step_size, gamma=params.train.gamma, min_lr=params.train.min_lr,
+    )  # fmt: skip
+    assert as_recipe(params.baselines.nn_posterior) == params.baselines.nn_posterior
+
+
+STAGE_SCRIPT = """
+import sys
+from seqmia.params.schema import stage_params
+import seqmia.params.run, seqmia.params.train  # the stage reads seed and train.* only
+params = stage_params(sys.argv[1], "train")
+print(params.train.lr, params.seed if len(sys.argv) < 3 else params.attack.lr)
+"""
+
+
+def _run_stage_script(tmp_path: Path, env: dict, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", STAGE_SCRIPT, str(PARAMS_FILE), *args],
+        capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+
+
+def test_stage_params_record_the_keys_read(tmp_path):
+    record = tmp_path / "reads.txt"
+    out = _run_stage_script(tmp_path, {"SEQMIA_RECORD_PARAMS": str(record)})
+    assert out.returncode == 0, out.stderr
+    assert record.read_text().split("\n")[:-1] == ["train train.lr", "train seed"]
+
+
+def test_reading_a_section_whose_schema_the_stage_does_not_import_fails(tmp_path):
+    out = _run_stage_script(tmp_path, {}, "attack")
+    assert out.returncode != 0
+    assert "params section 'attack'" in out.stderr and "seqmia.params.attack" in out.stderr
+
+
+def test_recording_view_behaves_like_the_section(tmp_path, monkeypatch):
+    import dataclasses
+
+    from seqmia.params.schema import stage_params
+    from seqmia.params.train import TrainParams
+    from seqmia.recipe import as_recipe
+
+    monkeypatch.setenv("SEQMIA_RECORD_PARAMS", str(tmp_path / "reads.txt"))
+    view = stage_params(PARAMS_FILE, "x").train
+    assert isinstance(view, TrainParams) and not dataclasses.is_dataclass(view)
+    assert as_recipe(view) == as_recipe(load_params(PARAMS_FILE).train)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.lr = 1.0

@@ -14,7 +14,6 @@ import torch
 import yaml
 
 from seqmia.attack import (
-    AttackRecipe,
     FlatMLP,
     ensemble_log_odds,
     fit_scaler,
@@ -29,6 +28,7 @@ from seqmia.config import ParamsError, params_from_dict
 from seqmia.evaluation import attack_report, auc, roc_curve, score_ties
 from seqmia.metrics import compute_metrics
 from seqmia.plots import plot_roc_loglog, split_panels
+from seqmia.recipe import Recipe
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -101,9 +101,9 @@ def test_attack_report_carries_ties() -> None:
 
 
 def test_sgd_recipe_with_momentum_trains_an_mlp() -> None:
-    recipe = AttackRecipe(
-        epochs=20, batch_size=128, lr=0.01, weight_decay=1e-4, step_size=100, gamma=1.0,
-        min_lr=0.0, selection="best_val_auc", optimizer="sgd", momentum=0.9,
+    recipe = Recipe(
+        optimizer="sgd", epochs=20, batch_size=128, lr=0.01, momentum=0.9, weight_decay=1e-4,
+        schedule="step", step_size=100, gamma=1.0, min_lr=0.0,
     )  # fmt: skip
     model = init_attack_weights(FlatMLP(6, (32,)), torch.Generator().manual_seed(0))
     optimizer = make_optimizer(model, recipe)
@@ -113,11 +113,12 @@ def test_sgd_recipe_with_momentum_trains_an_mlp() -> None:
     y = (torch.arange(600) % 2).long()
     x = torch.randn(600, 6, generator=g) + y[:, None].float()
     model, history, selected = train_attack(
-        model, x[:400], y[:400], x[400:], y[400:], recipe, torch.Generator().manual_seed(2)
+        model, x[:400], y[:400], x[400:], y[400:], recipe, torch.Generator().manual_seed(2),
+        selection="best_val_auc",
     )
     assert history[selected - 1].val_auc > 0.85
     with pytest.raises(ValueError, match="optimizer"):
-        make_optimizer(model, AttackRecipe(**{**vars(recipe), "optimizer": "rmsprop"}))
+        make_optimizer(model, Recipe(**{**vars(recipe), "optimizer": "rmsprop"}))
 
 
 def test_log_loss_metrics_transform() -> None:

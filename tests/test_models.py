@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -14,6 +16,11 @@ from seqmia.models import (
     count_parameters,
     set_generator,
     wrn_blocks_per_group,
+)
+
+# The architecture options of params.yaml's train section.
+OPTIONS = ModelOptions(
+    mlp_widths=(1024, 512, 256, 128), mlp_activation="tanh", wrn_depth=16, wrn_width=4
 )
 
 
@@ -214,7 +221,7 @@ def test_mobilenetv2_output_and_size():
 
 @pytest.mark.parametrize(("depth", "k", "expected"), [(16, 4, 2_748_890), (32, 4, None)])
 def test_wrn_output_and_size(depth, k, expected):
-    options = ModelOptions(wrn_depth=depth, wrn_width=k)
+    options = dataclasses.replace(OPTIONS, wrn_depth=depth, wrn_width=k)
     model = build_model("wrn", (3, 32, 32), 10, _gen(), options)
     assert _forward(model, (3, 32, 32)).shape == (2, 10)
     if expected is not None:  # WRN-16-4: 2.7M in Zagoruyko & Komodakis' table
@@ -224,7 +231,8 @@ def test_wrn_output_and_size(depth, k, expected):
 
 def test_wrn_28_10_size_matches_paper():
     # 36.5M in Zagoruyko & Komodakis' table; counted without running it.
-    model = build_model("wrn", (3, 32, 32), 10, _gen(), ModelOptions(wrn_depth=28, wrn_width=10))
+    options = dataclasses.replace(OPTIONS, wrn_depth=28, wrn_width=10)
+    model = build_model("wrn", (3, 32, 32), 10, _gen(), options)
     assert count_parameters(model) == wrn_parameter_count(28, 10, 3, 10) == 36_479_194
 
 
@@ -236,7 +244,7 @@ def test_wrn_depth_6n_plus_2_counts_blocks():
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_mlp_output_and_size(activation):
-    options = ModelOptions(mlp_activation=activation)
+    options = dataclasses.replace(OPTIONS, mlp_activation=activation)
     model = build_model("mlp", (446,), 30, _gen(), options)
     out = _forward(model, (446,), batch=3)
     assert out.shape == (3, 30) and torch.isfinite(out).all()
@@ -247,14 +255,15 @@ def test_mlp_output_and_size(activation):
 
 
 def test_mlp_widths_from_options_and_image_input_flattened():
-    model = build_model("mlp", (1, 8, 8), 10, _gen(), ModelOptions(mlp_widths=(32, 16)))
+    options = dataclasses.replace(OPTIONS, mlp_widths=(32, 16))
+    model = build_model("mlp", (1, 8, 8), 10, _gen(), options)
     assert _forward(model, (1, 8, 8)).shape == (2, 10)
     assert count_parameters(model) == mlp_parameter_count(64, (32, 16), 10)
 
 
 def test_mlp_hidden_layers_keep_signal_at_init():
     # Tanh hidden layers with Glorot init: the last hidden activations neither vanish nor saturate.
-    model = build_model("mlp", (446,), 30, _gen())
+    model = build_model("mlp", (446,), 30, _gen(), OPTIONS)
     x = (torch.rand(256, 446, generator=_gen(2)) < 0.3).float()
     hidden = model.net[:-1](x)
     assert 0.05 < float(hidden.detach().std()) < 0.95
@@ -263,21 +272,21 @@ def test_mlp_hidden_layers_keep_signal_at_init():
 @pytest.mark.parametrize("name", ["small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn"])
 def test_cnn_refuses_feature_vectors(name):
     with pytest.raises(ModelInputError) as info:
-        build_model(name, (446,), 30, _gen())
+        build_model(name, (446,), 30, _gen(), OPTIONS)
     assert isinstance(info.value, UserError)
     assert "mlp" in str(info.value) and "(446,)" in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["resnet56", "mobilenetv2", "wrn", "mlp"])
 def test_new_models_same_seed_same_state_dict(name):
-    a = build_model(name, (1, 28, 28), 10, _gen(5)).state_dict()
-    b = build_model(name, (1, 28, 28), 10, _gen(5)).state_dict()
-    c = build_model(name, (1, 28, 28), 10, _gen(6)).state_dict()
+    a = build_model(name, (1, 28, 28), 10, _gen(5), OPTIONS).state_dict()
+    b = build_model(name, (1, 28, 28), 10, _gen(5), OPTIONS).state_dict()
+    c = build_model(name, (1, 28, 28), 10, _gen(6), OPTIONS).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 @pytest.mark.parametrize("name", ["resnet56", "mobilenetv2", "wrn"])
 def test_grey_input_through_image_models(name):
-    model = build_model(name, (1, 28, 28), 10, _gen())
+    model = build_model(name, (1, 28, 28), 10, _gen(), OPTIONS)
     assert _forward(model, (1, 28, 28)).shape == (2, 10)

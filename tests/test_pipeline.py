@@ -79,7 +79,8 @@ def env(prefect_env: dict[str, str], digits_root: Path) -> dict[str, str]:
 def clean_run(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]):
     """A repository after one complete ``dvc repro``, and that run's metrics."""
     repo = make_repo(tmp_path_factory.mktemp("clean") / "repo", tiny_params())
-    result = repro(repo, env)
+    # Every stage appends the params keys it reads (seqmia.params.schema) beside the repository.
+    result = repro(repo, {**env, "SEQMIA_RECORD_PARAMS": str(repo.parent / "params_reads.txt")})
     return repo, result, json.loads((repo / "eval" / "metrics.json").read_text())
 
 
@@ -147,6 +148,30 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
 
     info = json.loads((repo / "data" / "prepared" / "info.json").read_text())
     assert info["n_samples"] == 1797 and len(info["sha256"]) == 64
+
+
+def undeclared_reads(reads: list[str], dvc: dict) -> list[str]:
+    """The ``<stage> <key>`` lines of ``reads`` whose key the stage's ``params:`` in ``dvc`` does
+    not declare, itself or through a parent section."""
+    missing = []
+    for line in reads:
+        stage, key = line.split()
+        declared = dvc["stages"][stage].get("params", [])
+        if not any(key == d or key.startswith(d + ".") for d in declared):
+            missing.append(line)
+    return missing
+
+
+def test_every_params_key_a_stage_reads_is_declared_in_dvc_yaml(clean_run) -> None:
+    """An undeclared read would let DVC reuse a stale result after that key changes."""
+    repo, _, _ = clean_run
+    reads = sorted(set((repo.parent / "params_reads.txt").read_text().splitlines()))
+    assert {line.split()[0] for line in reads} == set(STAGES)  # every stage read through it
+    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    assert undeclared_reads(reads, dvc) == []
+    # The check bites: without its `train` section, the train stage's reads are undeclared.
+    dvc["stages"]["train"]["params"].remove("train")
+    assert any(line.startswith("train train.") for line in undeclared_reads(reads, dvc))
 
 
 def test_unchanged_repro_runs_nothing(clean_run, env: dict[str, str]) -> None:

@@ -240,7 +240,8 @@ def test_a_damaged_teacher_stops_distill_before_any_task(tmp_path, prefect_env):
 
 
 def test_attack_training_stops_when_asked():
-    from seqmia.attack import AttackRecipe, AttackStopped, build_attack, train_attack
+    from seqmia.attack import AttackStopped, build_attack, train_attack
+    from seqmia.recipe import Recipe
 
     g = make_generator(0, "attack")
     x, y = torch.randn(40, 3, 2), torch.arange(40) % 2
@@ -251,10 +252,13 @@ def test_attack_training_stops_when_asked():
         asked.append(1)
         return len(asked) > 2
 
-    recipe = AttackRecipe(epochs=1000, batch_size=10, lr=0.01, weight_decay=0.0, step_size=10,
-                          gamma=1.0, min_lr=0.0, selection="best_val_auc")  # fmt: skip
+    recipe = Recipe(
+        optimizer="adam", epochs=1000, batch_size=10, lr=0.01, momentum=0.0, weight_decay=0.0,
+        schedule="step", step_size=10, gamma=1.0, min_lr=0.0,
+    )  # fmt: skip
     with pytest.raises(AttackStopped):
-        train_attack(model, x[:30], y[:30], x[30:], y[30:], recipe, g, should_stop=should_stop)
+        train_attack(model, x[:30], y[:30], x[30:], y[30:], recipe, g, should_stop=should_stop,
+                     selection="best_val_auc")  # fmt: skip
     assert len(asked) == 3  # asked before every batch, stopped at the first True
 
 

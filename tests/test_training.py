@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 
 import pytest
@@ -61,7 +60,7 @@ def test_step_lr_hand_values():
 
 
 def test_lr_for_epoch_dispatches_on_schedule():
-    base = dict(epochs=10, batch_size=1, lr=0.1, momentum=0.9, weight_decay=0.0, augment=False)
+    base = dict(optimizer="sgd", epochs=10, batch_size=1, lr=0.1, momentum=0.9, weight_decay=0.0)
     step = Recipe(**base, schedule="step", step_size=2, gamma=0.5, min_lr=0.0)
     cosine = Recipe(**base, schedule="cosine", step_size=2, gamma=0.5, min_lr=0.0)
     assert lr_for_epoch(step, 3) == pytest.approx(0.05)
@@ -147,6 +146,7 @@ def test_soft_cross_entropy_with_one_hot_is_cross_entropy():
 
 
 RECIPE = Recipe(
+    optimizer="sgd",
     epochs=2,
     batch_size=10,
     lr=0.05,
@@ -156,7 +156,6 @@ RECIPE = Recipe(
     step_size=1,
     gamma=0.5,
     min_lr=0.0,
-    augment=True,
 )
 
 
@@ -169,7 +168,7 @@ def _fresh_model(seed=0):
     return build_model("small_cnn", (3, 8, 8), 10, torch.Generator().manual_seed(seed))
 
 
-def _train(targets=None, seed=1, on_epoch=None, recipe=RECIPE, model=None):
+def _train(targets=None, seed=1, on_epoch=None, recipe=RECIPE, model=None, precision="fp32"):
     x, y = _data()
     return fit(
         _fresh_model() if model is None else model,
@@ -178,6 +177,8 @@ def _train(targets=None, seed=1, on_epoch=None, recipe=RECIPE, model=None):
         recipe,
         torch.Generator().manual_seed(seed),
         on_epoch=on_epoch,
+        augment=True,
+        precision=precision,
     )
 
 
@@ -231,10 +232,9 @@ def test_fit_with_soft_targets():
 
 
 def test_bf16_autocast_trains_float32_weights_reproducibly():
-    recipe = dataclasses.replace(RECIPE, precision="bf16")
     start = _fresh_model()
-    a = _train(model=copy.deepcopy(start), recipe=recipe)
-    b = _train(model=copy.deepcopy(start), recipe=recipe)
+    a = _train(model=copy.deepcopy(start), precision="bf16")
+    b = _train(model=copy.deepcopy(start), precision="bf16")
     full = _train(model=copy.deepcopy(start))
     assert _same_state(a, b)
     assert all(v.dtype != torch.bfloat16 for v in a.state_dict().values())

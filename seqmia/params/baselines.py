@@ -1,0 +1,54 @@
+"""Section ``baselines``: shadow-trained comparison attacks, each family with its own recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import seqmia.baselines
+import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
+from seqmia.params.schema import AT_LEAST_1, FRACTION, OneOf, register_rules, register_section
+from seqmia.recipe import Recipe
+
+# The baseline names come from the core registry ``seqmia.baselines.BASELINES`` (name -> spec).
+# Until that registry exists, this is the one place that lists them.
+BASELINE_NAMES = getattr(
+    seqmia.baselines,
+    "BASELINES",
+    ("nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "seqmia_single_metric"),
+)
+# The trained baselines' recipe sections (params.yaml says where each recipe comes from).
+RECIPE_KEYS = ("nn_posterior", "trajectory_mia", "seqmia_ablations")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinesParams:
+    """Shadow-trained comparison attacks: earlier attacks and SeqMIA ablations.
+
+    nn_posterior: MLP on the log of the final model's sorted top-k posteriors (ML-Leaks style);
+    trajectory_mia: MLP on the loss trajectory (snapshots + final model);
+    seqmia_mlp: the multi-metric sequence flattened into an MLP (no time order);
+    seqmia_lstm: the LSTM without attention; seqmia_single_metric: the attention-LSTM on each
+    single-metric sequence. Each family trains with its own recipe below and selects its epoch
+    on held-out shadow data.
+    """
+
+    attacks: tuple[Annotated[str, OneOf(BASELINE_NAMES)], ...]
+    val_fraction: float
+    hidden_size: int
+    topk: int
+    nn_posterior: Recipe
+    trajectory_mia: Recipe
+    seqmia_ablations: Recipe
+
+
+register_rules(
+    BaselinesParams,
+    {
+        "val_fraction": FRACTION,
+        "hidden_size": AT_LEAST_1,
+        "topk": AT_LEAST_1,
+        "attacks": (lambda v: len(set(v)) == len(v), "a list of distinct attack names"),
+    },
+)
+register_section("baselines", BaselinesParams)

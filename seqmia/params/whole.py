@@ -1,0 +1,147 @@
+"""The whole of ``params.yaml``: every section, and the rules that span sections.
+
+Stages import only the section modules they read (``seqmia.params.schema``); this module is for
+whole-file validation (loaded by name when a stage starts), for reports that list every key, and
+for tools that take a whole params document (sweeps, presets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import seqmia.params.run  # noqa: F401 - registers seed and device
+from seqmia.models import MODELS
+from seqmia.params.attack import AttackParams
+from seqmia.params.baselines import BaselinesParams
+from seqmia.params.data import DataParams
+from seqmia.params.distill import DistillParams
+from seqmia.params.evaluate import EvaluateParams
+from seqmia.params.partition import PartitionParams
+from seqmia.params.reference import ReferenceParams
+from seqmia.params.rmia import RmiaParams
+from seqmia.params.schema import (
+    SECTION_MODULES,
+    ParamsError,
+    build_section,
+    plain,
+    read_document,
+)
+from seqmia.params.sequences import SequencesParams
+from seqmia.params.target import TargetParams
+from seqmia.params.train import TrainParams
+from seqmia.sources import DATASETS
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: int
+    device: str
+    data: DataParams
+    partition: PartitionParams
+    target: TargetParams
+    train: TrainParams
+    reference: ReferenceParams
+    rmia: RmiaParams
+    distill: DistillParams
+    sequences: SequencesParams
+    attack: AttackParams
+    baselines: BaselinesParams
+    evaluate: EvaluateParams
+
+
+assert [f.name for f in dataclasses.fields(Params)] == list(SECTION_MODULES)
+
+
+def check_combinations(params: Params) -> None:
+    """Rules that span keys: which models and options can take which data."""
+    name, model = params.data.name, params.train.model
+    part = params.partition
+    if part.target_in >= part.shadow_in + part.shadow_out:
+        raise ParamsError(
+            f"params key 'partition.target_in' is {part.target_in}, but LiRA's reference models "
+            "each train on that many samples drawn from shadow_in + shadow_out "
+            f"({part.shadow_in} + {part.shadow_out}), and must leave some out; it must be less "
+            "than their sum"
+        )
+    features = DATASETS[name].features
+    if features and MODELS[model].images_only:
+        raise ParamsError(
+            f"params key 'train.model' is {model!r}, a convolutional network for images, but "
+            f"data.name {name!r} is a set of feature vectors; use train.model: "
+            f"{' or '.join(n for n, spec in MODELS.items() if not spec.images_only)}"
+        )
+    if features and params.train.augment:
+        raise ParamsError(
+            f"params key 'train.augment' must be false for data.name {name!r}: random crops and "
+            "flips are defined for images only"
+        )
+
+
+def check_holdouts(params: Params) -> None:
+    """Every section with a ``val_fraction`` must hold out at least one shadow member and one
+    non-member (the stratified split rounds ``val_fraction * count`` per side), and leave one of
+    each to train on. Counts come from the partition sizes; per-class sizes need the class count,
+    known for named datasets (``imagefolder`` is checked when the attack stage splits)."""
+    part = params.partition
+    classes = 1 if part.unit == "total" else DATASETS[params.data.name].classes
+    if classes is None:
+        return
+    sides = {"shadow_in": part.shadow_in * classes, "shadow_out": part.shadow_out * classes}
+    for field in dataclasses.fields(params):
+        fraction = getattr(getattr(params, field.name), "val_fraction", None)
+        if fraction is None:
+            continue
+        for side, count in sides.items():
+            held = round(fraction * count)
+            if held < 1 or held >= count:
+                raise ParamsError(
+                    f"params key '{field.name}.val_fraction' is {fraction}, which holds out "
+                    f"{held} of the {count} {side} samples; it must hold out at least one and "
+                    f"leave at least one (raise or lower it, or enlarge partition.{side})"
+                )
+
+
+def check_target(target: TargetParams) -> None:
+    """A checkpoint target needs its file and member lists; mean and std come as a pair."""
+    if target.source == "checkpoint":
+        for key in ("checkpoint", "members", "nonmembers"):
+            if not getattr(target, key):
+                raise ParamsError(
+                    f"params key 'target.{key}' is empty, but target.source is 'checkpoint'; "
+                    "give a path inside the target/ folder"
+                )
+    if len(target.mean) != len(target.std):
+        raise ParamsError(
+            f"params keys 'target.mean' and 'target.std' must have the same length, got "
+            f"{len(target.mean)} and {len(target.std)}"
+        )
+
+
+def params_from_dict(raw: Any) -> Params:
+    """Validate a parsed params document and return it as typed ``Params``."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params.yaml must be a mapping of keys, got {raw!r}")
+    keys = list(SECTION_MODULES)
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ParamsError(f"unknown params key '{unknown[0]}'; params.yaml allows {keys}")
+    params = Params(**{key: build_section(key, raw) for key in keys})
+    check_combinations(params)
+    check_holdouts(params)
+    check_target(params.target)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``path``; raise ``ParamsError`` naming the first offending key."""
+    return params_from_dict(read_document(path))
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    """Plain nested dict of ``params`` (tuples as lists), e.g. for reports. ``params`` is a
+    ``Params`` or a stage's ``StageParams`` (every section is then read, and recorded)."""
+    return {key: plain(getattr(params, key)) for key in SECTION_MODULES}
