@@ -136,7 +136,7 @@ def params_from_dict(raw: Any) -> Params:
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path) -> Params:
     """Read and validate ``path``; raise ``ParamsError`` naming the first offending key."""
     return params_from_dict(read_document(path))
 
