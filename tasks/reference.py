@@ -14,14 +14,15 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
 from seqmia.config import ROLES, Params
+from seqmia.inference import predict_logits
 from seqmia.layout import Layout
 from seqmia.lira import reference_training_sets
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
-from seqmia.training import predict_logits
+from tasks.classifier import train_classifier
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, population_samples, sample_tensors, train_classifier
+from tasks.models import attack_samples, population_samples, sample_tensors
 from tasks.stopping import raise_if_stopped
 
 
