@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from seqmia.artifacts import save_state_dict
-from seqmia.batches import NormalisedImages, stored_inputs
+from seqmia.artifacts import load_npz, save_state_dict, write_npz
+from seqmia.batches import NormalisedImages, gather_rows, stored_inputs
 from seqmia.classifier import load_model, new_model
 from seqmia.config import load_params
 from seqmia.data import normalisation_stats, to_model_input
@@ -147,3 +148,29 @@ def test_new_model_is_seeded_and_load_model_restores_it(tmp_path, model):
     save_state_dict(tmp_path / "m.pt", a)
     loaded = load_model(train, (3, 8, 8), 4, tmp_path / "m.pt", torch.device("cpu"))
     assert _same_state(a, loaded) and not loaded.training
+
+
+def _resident_kib(path) -> int:
+    """KiB of ``path``'s mappings resident in this process (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_gather_rows_copies_rows_of_a_mapped_file_and_drops_its_pages(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (2000, 32, 32, 3), dtype=np.uint8)
+    write_npz(tmp_path / "d.npz", x=x)
+    mapped = load_npz(tmp_path / "d.npz")["x"]
+    assert isinstance(mapped.base, np.memmap)  # the case this is for
+    ids = np.arange(0, 2000, 7)
+    mapped[ids].sum()  # a plain gather leaves most of the 6 MiB file resident
+    assert _resident_kib(tmp_path / "d.npz") > 1024
+    rows = gather_rows(mapped, ids)
+    assert np.array_equal(rows, x[ids])
+    assert _resident_kib(tmp_path / "d.npz") == 0
+    assert np.array_equal(gather_rows(mapped, ids[:3]), x[ids[:3]])  # the file reads again
