@@ -26,7 +26,7 @@ class NormalisedImages:
     def __init__(
         self, x: np.ndarray, mean: np.ndarray, std: np.ndarray, device: torch.device | str = "cpu"
     ) -> None:
-        self.x = np.ascontiguousarray(x)  # one private copy of the rows, not a view of a file
+        self.x = x  # the rows as given: ``gather_rows`` copies them out of a mapped file
         self.mean, self.std = mean, std
         self.device = torch.device(device)
         n = len(self.x)
@@ -67,8 +67,12 @@ def gather_rows(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 def stored_inputs(
     dataset: dict[str, np.ndarray], ids: np.ndarray, device: torch.device | str = "cpu"
-) -> tuple[NormalisedImages, torch.Tensor]:
-    """Model inputs (made per batch) and labels (n,) int64 on ``device`` of the samples ``ids``
-    (n,) of a prepared dataset (arrays ``x``, ``y``, ``mean``, ``std``)."""
+) -> tuple[NormalisedImages | torch.Tensor, torch.Tensor]:
+    """Model inputs (made per batch on a CPU, one tensor on an accelerator) and labels (n,) int64
+    on ``device`` of the samples ``ids`` (n,) of a prepared dataset (``x``, ``y``, ``mean``,
+    ``std``)."""
     x = NormalisedImages(gather_rows(dataset["x"], ids), dataset["mean"], dataset["std"], device)
-    return x, torch.from_numpy(dataset["y"][ids].astype(np.int64)).to(device)
+    # On an accelerator the part lives in its memory, not the host's: convert it once there
+    # rather than per batch on the CPU (the same values either way).
+    inputs = x if x.device.type == "cpu" else x.materialise()
+    return inputs, torch.from_numpy(dataset["y"][ids].astype(np.int64)).to(device)
