@@ -19,7 +19,13 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     teachers = [layout.model_file(r) for r in ROLES if not (given and r == "target")]
     check_inputs([layout.dataset_file, layout.partition_file, *teachers])
     import_export_machinery(params)
-    runs = [distill_role.submit(role, params, layout) for role in ROLES]
+    runs = [
+        distill_role.submit(
+            role, params.train, params.distill, params.seed, params.device, layout,
+            given=params if given else None,  # a given target is queried its own way
+        )
+        for role in ROLES
+    ]  # fmt: skip
     return results_or_stop(runs)
 
 

@@ -17,10 +17,13 @@ def train_flow(params_file: str = "params.yaml") -> list[dict]:
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
     check_inputs([layout.dataset_file, layout.partition_file])
     import_export_machinery(params)
-    if params.target.source == "checkpoint":  # the target is given: validate and record it
-        runs = [record_target.submit(params, layout), train_role.submit("shadow", params, layout)]
-        return results_or_stop(runs)
-    runs = [train_role.submit(role, params, layout) for role in ROLES]
+    given = params.target.source == "checkpoint"  # the target is given: validate and record it
+    runs = [record_target.submit(params, layout)] if given else []
+    runs += [
+        train_role.submit(role, params.train, params.seed, params.device, layout)
+        for role in ROLES
+        if not (given and role == "target")
+    ]
     return results_or_stop(runs)
 
 

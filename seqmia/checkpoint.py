@@ -30,9 +30,9 @@ from torch import nn
 from seqmia.artifacts import CHECKSUM_KEY, weights_digest
 from seqmia.data import _list_image_folder, is_image, to_model_input
 from seqmia.errors import UserError
+from seqmia.inference import predict_logits
 from seqmia.params.partition import PARTS
 from seqmia.partition import PartitionError, stratified_counts
-from seqmia.training import predict_logits
 
 # Every file of a checkpoint target lives here, so one DVC dependency covers them all.
 TARGET_DIR = "target"

@@ -1,4 +1,5 @@
-"""Stages 1 and 2: supervised training and soft-label distillation with one loop.
+"""Stages 1 and 2: supervised training and soft-label distillation with one loop, and the
+pipeline's classifier training (recipe from ``train.*``, fit, accuracies).
 
 The whole training set lives in one tensor and batches are index slices: at CIFAR sizes this
 beats a DataLoader on a CPU and keeps every random draw on one explicit generator.
@@ -9,23 +10,25 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqmia.models import set_generator
-from seqmia.recipe import Recipe, cosine_lr, lr_for_epoch, make_optimizer
+from seqmia.errors import TrainingStopped
+from seqmia.inference import accuracy, memory_format, predict_logits
+from seqmia.models import count_parameters, set_generator
+from seqmia.recipe import Recipe, as_recipe, cosine_lr, lr_for_epoch, make_optimizer
+from seqmia.runtime import resolve_precision
+
+if TYPE_CHECKING:
+    from seqmia.params.train import TrainParams
 
 __all__ = ["Recipe", "cosine_lr", "lr_for_epoch", "fit"]  # the recipe lives in seqmia.recipe
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class TrainingStopped(Exception):
-    """``fit`` stopped early because its ``should_stop`` callback said so (e.g. a sibling task
-    of the same stage failed, so finishing this one would only waste time)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +61,6 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int =
     return torch.where(flip[:, None, None, None], out.flip(3), out).contiguous()
 
 
-def _memory_format(inputs: torch.Tensor) -> torch.memory_format:
-    """channels_last for image batches: about 1.4x faster training and 2x faster inference of the
-    small CNN on a CPU (measured), and the layout tensor cores want on a GPU."""
-    return torch.channels_last if inputs.ndim == 4 else torch.contiguous_format
-
-
 def on_device(generator: torch.Generator, device: torch.device) -> torch.Generator:
     """``generator`` itself on CPU; elsewhere a generator on ``device`` seeded from it."""
     if device.type == "cpu":
@@ -94,7 +91,8 @@ def fit(
 ) -> nn.Module:
     """Train ``model`` in place and return it.
 
-    inputs: (N, C, H, W) float, already on the model's device.
+    inputs: (N, C, H, W) / (N, D) float tensor, or ``NormalisedImages`` that make each batch
+    from stored rows; on the model's device.
     targets: (N,) int64 class labels (cross-entropy) or (N, classes) float teacher posteriors
     (soft-label distillation at ``temperature``; the student's logits are divided by it).
     ``on_epoch(stats, model)`` runs after every epoch, e.g. to log or save a snapshot.
@@ -105,7 +103,7 @@ def fit(
     scaling); weights, optimiser state and saved snapshots stay float32 either way.
     """
     soft = targets.is_floating_point()
-    fmt = _memory_format(inputs)
+    fmt = memory_format(inputs)
     model.to(memory_format=fmt)
     device_generator = on_device(generator, inputs.device)
     set_generator(model, device_generator)  # dropout masks
@@ -164,22 +162,68 @@ def fit(
     return model
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Logits of ``model`` in eval mode. inputs: (N, C, H, W) -> (N, classes) float32 on CPU."""
-    model.eval()
-    fmt = _memory_format(inputs)
-    model.to(memory_format=fmt)
-    device = next(model.parameters()).device
-    out = [
-        model(inputs[start : start + batch_size].to(device).contiguous(memory_format=fmt))
-        .float()
-        .cpu()
-        for start in range(0, inputs.shape[0], batch_size)
-    ]
-    return torch.cat(out)
+def recipe_from(train: TrainParams, epochs: int | None = None) -> Recipe:
+    """The optimisation recipe of ``train.*``, optionally with another epoch count (the
+    distillation's)."""
+    return as_recipe(train, **({} if epochs is None else {"epochs": epochs}))
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy. logits: (N, C); labels: (N,)."""
-    return float((logits.argmax(dim=1) == labels).float().mean())
+def fit_options(train: TrainParams, device: torch.device) -> dict:
+    """``fit``'s keyword arguments beyond the recipe: augmentation and precision on ``device``."""
+    return {"augment": train.augment, "precision": resolve_precision(train.precision, device)}
+
+
+def epoch_logger(logger, label: str, total: int) -> Callable[..., None]:
+    """``on_epoch`` callback that logs loss, accuracy, rate and throughput of each epoch to
+    ``logger`` (anything with ``info(fmt, *args)``)."""
+
+    def log(stats: EpochStats, model: nn.Module | None = None) -> None:
+        logger.info(
+            "%s epoch %d/%d  loss %.4f  acc %.4f  lr %.5f  %.1fs  %.0f samples/s",
+            label, stats.epoch, total, stats.loss, stats.accuracy, stats.lr, stats.seconds,
+            stats.samples / max(stats.seconds, 1e-9),
+        )  # fmt: skip
+
+    return log
+
+
+def train_classifier(
+    model: nn.Module,
+    train: tuple,
+    held_out: tuple,
+    recipe: Recipe,
+    generator: torch.Generator,
+    on_epoch: Callable[[EpochStats, nn.Module], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    augment: bool = False,
+    precision: str = "fp32",
+) -> tuple[nn.Module, dict]:
+    """Fit the fresh ``model`` (already on its device) with ``recipe`` on ``train`` and measure it.
+
+    train, held_out: (inputs, labels) with inputs (N, C, H, W) / (N, D) as a tensor or
+    ``NormalisedImages`` on the model's device and labels (N,) int64 on the same device.
+    Returns the model (eval mode) and a report: parameters, top-1 accuracy on ``train`` and on
+    ``held_out``, the training-set size and the history (every epoch's stats but its seconds).
+    Accuracies are computed ``recipe.batch_size`` samples at a time: the training batch is the
+    largest set of activations the stage holds anyway.
+    """
+    x_train, y_train = train
+    history: list[dict] = []
+
+    def record(stats: EpochStats, trained: nn.Module) -> None:
+        history.append({k: v for k, v in vars(stats).items() if k != "seconds"})
+        if on_epoch is not None:
+            on_epoch(stats, trained)
+
+    fit(
+        model, x_train, y_train, recipe, generator, on_epoch=record, should_stop=should_stop,
+        augment=augment, precision=precision,
+    )  # fmt: skip
+    batch = recipe.batch_size
+    return model, {
+        "parameters": count_parameters(model),
+        "train_accuracy": accuracy(predict_logits(model, x_train, batch), y_train.cpu()),
+        "test_accuracy": accuracy(predict_logits(model, held_out[0], batch), held_out[1].cpu()),
+        "train_samples": len(y_train),
+        "history": history,
+    }

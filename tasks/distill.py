@@ -5,82 +5,58 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-import torch
 from prefect import get_run_logger, task
 
-import seqmia.params.distill  # noqa: F401 - the schema of params.distill, which it reads
 from seqmia.artifacts import save_state_dict
+from seqmia.batches import stored_inputs
+from seqmia.classifier import load_model, new_model
+from seqmia.data import input_shape
+from seqmia.distill import distill, distill_epochs
 from seqmia.layout import Layout
+from seqmia.params.distill import DistillParams
 from seqmia.params.schema import StageParams as Params
+from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
-from seqmia.training import fit, predict_logits
+from seqmia.training import epoch_logger, fit_options, recipe_from
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import (
-    epoch_logger,
-    fit_options,
-    load_model,
-    new_model,
-    part_tensors,
-    recipe_from,
-)
 from tasks.stopping import raise_if_stopped, stop_requested
 from tasks.target import load_given_target, query_target
 
 
-def distill_epochs(params: Params, role: str) -> tuple[int, int]:
-    """(epochs to run, leading epochs whose snapshots are dropped) for ``role``."""
-    extra = params.distill.shadow_extra_epochs if role == "shadow" else 0
-    return params.distill.epochs + extra, extra
-
-
 @task(**ARTEFACT_TASK, task_run_name="distill-{role}")
-def distill_role(role: str, params: Params, layout: Layout) -> dict:
-    """Distil the ``role`` model into a fresh student on the distillation part.
-
-    Soft labels only (the ground truth is ignored): the teacher's posteriors at
-    ``distill.temperature``, computed once in eval mode. One snapshot is saved per epoch.
-    """
-    logger = get_run_logger()
-    device = resolve_device(params.device)
+def distill_role(
+    role: str, train: TrainParams, distill_params: DistillParams, seed: int, device: str,
+    layout: Layout, given: Params | None = None,
+) -> dict:  # fmt: skip
+    """Distil the ``role`` model into a fresh student on the distillation part, saving one
+    snapshot per kept epoch. ``given``: the run's params when the target is a given checkpoint
+    (queried through its own preprocessing, never read as weights)."""
+    logger, device = get_run_logger(), resolve_device(device)
     dataset = load_prepared(layout.dataset_file)
-    partition = pd.read_parquet(layout.partition_file)
-    _, x_distill, _ = part_tensors(dataset, partition, "distill")
-    if role == "target" and params.target.source == "checkpoint":  # queried, never read
-        teacher = load_given_target(params, layout, device)
-        logits = query_target(params, layout, teacher, part_ids(partition, "distill"))
+    ids = part_ids(pd.read_parquet(layout.partition_file), "distill")
+    inputs, _ = stored_inputs(dataset, ids, device)  # the labels are never used
+    shape, classes = input_shape(dataset["x"]), len(dataset["classes"])
+    if role == "target" and given is not None:
+        teacher = query_target(given, layout, load_given_target(given, layout, device), ids)
     else:
-        teacher = load_model(params, dataset, layout.model_file(role), device)
-        logits = predict_logits(teacher, x_distill)
-    temperature = params.distill.temperature
-    soft_targets = torch.softmax(logits / temperature, dim=1)
-    del teacher
+        teacher = load_model(train, shape, classes, layout.model_file(role), device)
+    generator = make_generator(seed, "distill", role)
+    student = new_model(train, shape, classes, generator).to(device)
+    epochs, skipped = distill_epochs(distill_params, role)
 
-    generator = make_generator(params.seed, "distill", role)
-    student = new_model(params, dataset, generator)
-    student.to(device)
-    epochs, skipped = distill_epochs(params, role)
-    log = epoch_logger(logger, f"{role} distill", epochs)
-
-    def on_epoch(stats, model) -> None:
-        log(stats)
-        if stats.epoch > skipped:
-            raise_if_stopped()
-            save_state_dict(layout.snapshot_file(role, stats.epoch - skipped), model)
+    def save(index, model) -> None:
+        raise_if_stopped()
+        save_state_dict(layout.snapshot_file(role, index), model)
 
     started = time.perf_counter()
-    fit(
-        student,
-        x_distill.to(device),
-        soft_targets.to(device),
-        recipe_from(params.train, epochs=epochs),
-        generator,
-        temperature=temperature,
-        on_epoch=on_epoch,
-        should_stop=stop_requested,
-        **fit_options(params.train, device),
-    )
+    distill(
+        student, teacher, inputs, recipe_from(train, epochs=epochs), generator,
+        temperature=distill_params.temperature, skipped=skipped, on_snapshot=save,
+        on_epoch=epoch_logger(logger, f"{role} distill", epochs), should_stop=stop_requested,
+        **fit_options(train, device),
+    )  # fmt: skip
     seconds = time.perf_counter() - started
-    logger.info("%s: %d snapshots in %.0fs", role, params.distill.epochs, seconds)
-    return {"role": role, "snapshots": params.distill.epochs, "seconds": seconds}
+    logger.info("%s: %d snapshots in %.0fs", role, distill_params.epochs, seconds)
+    return {"role": role, "snapshots": distill_params.epochs, "seconds": seconds}

@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
+from seqmia.inference import predict_logits
 from seqmia.layout import Layout
 from seqmia.lira import reference_logits_table, reference_training_ids
 from seqmia.params.partition import ROLES
@@ -21,9 +22,9 @@ from seqmia.params.reference import ReferenceParams
 from seqmia.params.train import TrainParams
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
-from seqmia.training import predict_logits
+from tasks.classifier import train_classifier
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, population_samples, sample_tensors, train_classifier
+from tasks.models import attack_samples, population_samples, sample_tensors
 from tasks.stopping import raise_if_stopped
 
 

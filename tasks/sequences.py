@@ -11,13 +11,13 @@ from prefect import get_run_logger, task
 import seqmia.params.distill  # noqa: F401 - the schema of params.distill, which it reads
 import seqmia.params.sequences  # noqa: F401 - the schema of params.sequences, which it reads
 from seqmia.artifacts import write_parquet
+from seqmia.inference import predict_logits
 from seqmia.layout import Layout
 from seqmia.metrics import compute_metrics
 from seqmia.params.partition import ROLES
 from seqmia.params.schema import StageParams as Params
 from seqmia.runtime import resolve_device
 from seqmia.sequences import sequence_frame
-from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
 from tasks.models import attack_samples, load_model, population_samples
 from tasks.target import load_given_target, query_target

@@ -7,7 +7,7 @@ import threading
 
 from prefect.futures import PrefectFuture
 
-from seqmia.training import TrainingStopped
+from seqmia.errors import TrainingStopped
 
 # Set when a task of the running stage has failed: its siblings stop at their next batch and write
 # nothing more. One event per process is enough: a stage process runs one flow. (With the Dask

@@ -28,13 +28,13 @@ from seqmia.checkpoint import (
     target_logits,
 )
 from seqmia.data import data_root
+from seqmia.inference import accuracy
 from seqmia.layout import Layout
 from seqmia.params.partition import PARTS
 from seqmia.params.schema import StageParams as Params
 from seqmia.partition import check_disjoint, part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
-from seqmia.training import accuracy
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.models import new_model, num_classes
 

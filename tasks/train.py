@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json
+from seqmia.batches import stored_inputs
+from seqmia.classifier import new_model
+from seqmia.data import input_shape
 from seqmia.layout import Layout
-from seqmia.params.schema import StageParams as Params
+from seqmia.params.train import TrainParams
+from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
-from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import part_tensors, train_classifier
-from tasks.stopping import raise_if_stopped
+from seqmia.training import epoch_logger, fit_options, recipe_from, train_classifier
+from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
+from tasks.stopping import raise_if_stopped, stop_requested
 
 
 @task(**ARTEFACT_TASK, task_run_name="train-{role}")
-def train_role(role: str, params: Params, layout: Layout) -> dict:
-    """Train the ``role`` model on ``<role>_in``; save weights and a report with accuracies."""
+def train_role(role: str, train: TrainParams, seed: int, device: str, layout: Layout) -> dict:
+    """Train the ``role`` model on ``<role>_in``; save weights and a report with accuracies on
+    ``<role>_in`` and ``<role>_out``."""
+    logger, device = get_run_logger(), resolve_device(device)
     dataset = load_prepared(layout.dataset_file)
     partition = pd.read_parquet(layout.partition_file)
-    _, x_in, y_in = part_tensors(dataset, partition, f"{role}_in")
-    _, x_out, y_out = part_tensors(dataset, partition, f"{role}_out")
+    members, held_out = (
+        stored_inputs(dataset, part_ids(partition, f"{role}_{side}"), device)
+        for side in ("in", "out")
+    )
+    generator = make_generator(seed, "train", role)
+    shape, classes = input_shape(dataset["x"]), len(dataset["classes"])
+    model = new_model(train, shape, classes, generator).to(device)
+    logger.info("%s: %s on %s, %d training samples", role, train.model, device, len(members[1]))
+    started = time.perf_counter()
     model, report = train_classifier(
-        params, dataset, (x_in, y_in), (x_out, y_out),
-        make_generator(params.seed, "train", role), resolve_device(params.device),
-        get_run_logger(), label=role,
+        model, members, held_out, recipe_from(train), generator,
+        on_epoch=epoch_logger(logger, f"{role} train", train.epochs), should_stop=stop_requested,
+        **fit_options(train, device),
     )  # fmt: skip
+    record_timing(f"{role} train", time.perf_counter() - started)
+    logger.info("%s: train accuracy %.4f, test accuracy %.4f", role, report["train_accuracy"],
+                report["test_accuracy"])  # fmt: skip
     raise_if_stopped()
     save_state_dict(layout.model_file(role), model)
-    write_json(layout.model_report(role), {"role": role, **report})
+    write_json(layout.model_report(role), {"role": role, "model": train.model, **report})
     return {"role": role, **{k: report[k] for k in ("train_accuracy", "test_accuracy")}}

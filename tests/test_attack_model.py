@@ -108,8 +108,16 @@ def _easy_task(seed: int, n: int = 200, t: int = 5, k: int = 2):
 
 
 RECIPE = dict(
-    optimizer="adam", epochs=15, batch_size=50, lr=0.01, momentum=0.0, weight_decay=1e-4,
-    schedule="step", step_size=5, gamma=0.9, min_lr=5e-4,
+    optimizer="adam",
+    epochs=15,
+    batch_size=50,
+    lr=0.01,
+    momentum=0.0,
+    weight_decay=1e-4,
+    schedule="step",
+    step_size=5,
+    gamma=0.9,
+    min_lr=5e-4,
 )
 
 
@@ -165,7 +173,13 @@ def test_last_selection_returns_final_epoch():
     x, y = _easy_task(0, n=40)
     recipe = Recipe(**dict(RECIPE, epochs=3))
     _, history, selected = train_attack(
-        _model(0, k=2, hidden=4), x, y, x, y, recipe, torch.Generator().manual_seed(0),
+        _model(0, k=2, hidden=4),
+        x,
+        y,
+        x,
+        y,
+        recipe,
+        torch.Generator().manual_seed(0),
         selection="last",
     )
     assert selected == 3 and len(history) == 3

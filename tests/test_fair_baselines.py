@@ -113,7 +113,13 @@ def test_sgd_recipe_with_momentum_trains_an_mlp() -> None:
     y = (torch.arange(600) % 2).long()
     x = torch.randn(600, 6, generator=g) + y[:, None].float()
     model, history, selected = train_attack(
-        model, x[:400], y[:400], x[400:], y[400:], recipe, torch.Generator().manual_seed(2),
+        model,
+        x[:400],
+        y[:400],
+        x[400:],
+        y[400:],
+        recipe,
+        torch.Generator().manual_seed(2),
         selection="best_val_auc",
     )
     assert history[selected - 1].val_auc > 0.85
