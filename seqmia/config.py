@@ -17,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from seqmia.baseline_registry import BASELINES
 from seqmia.errors import UserError
 
 METRIC_NAMES = ("loss", "max", "sd", "entropy", "m_entropy")
@@ -196,9 +197,8 @@ class AttackParams:
     ensemble: int
 
 
-BaselineAttack = Literal[
-    "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "seqmia_single_metric"
-]
+# The names come from the baselines registry, so validation and the stage cannot disagree.
+BaselineAttack = Literal[tuple(BASELINES)]  # type: ignore[valid-type]
 
 
 @dataclasses.dataclass(frozen=True)
