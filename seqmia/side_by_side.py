@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# Set in each worker process (and around in-process runs): a sibling job has failed.
+# Set in each worker process: the event "a sibling job has failed", and the parent's pid.
 _stop: Any = None
+_parent: int | None = None
 
 
 def stop_requested() -> bool:
-    """True once a sibling job has failed: pass as a long job's ``should_stop``."""
-    return _stop is not None and _stop.is_set()
+    """True in a worker once a sibling job has failed or the stage process has died: pass as a
+    long job's ``should_stop`` (a killed stage must not leave orphans training for minutes)."""
+    if _stop is None:
+        return False
+    return _stop.is_set() or os.getppid() != _parent
 
 
-def _start_worker(stop: Any) -> None:
-    global _stop
-    _stop = stop
+def _start_worker(stop: Any, parent: int) -> None:
+    global _stop, _parent
+    _stop, _parent = stop, parent
     import torch
 
     torch.set_num_threads(1)
@@ -51,11 +56,13 @@ def run_side_by_side(
     ``order``: the indices of ``jobs`` in the order to start them (longest first balances the
     workers); the results keep the order of ``jobs``. At the first failure, the jobs not started
     are cancelled, running ones see ``stop_requested()`` turn True, and that first error is raised.
-    With one worker, or on a platform without fork, the jobs run one after another in this process.
+    With one worker, on a platform without fork, or inside a daemonic process (a Dask worker,
+    which may not have children), the jobs run one after another in this process.
     """
     order = list(range(len(jobs))) if order is None else list(order)
     workers = min(workers, len(jobs))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    if workers <= 1 or not forkable or multiprocessing.current_process().daemon:
         return [_one_thread(fn, job) for job in jobs]
     # fork: the workers share this process's imported modules; they run only torch and numpy
     # code on CPU (never CUDA, which cannot be used across a fork).
@@ -63,7 +70,7 @@ def run_side_by_side(
     stop = context.Event()
     results: list[Any] = [None] * len(jobs)
     with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(stop,)
+        workers, mp_context=context, initializer=_start_worker, initargs=(stop, os.getpid())
     ) as pool:
         futures = {pool.submit(fn, jobs[i]): i for i in order}
         failure: BaseException | None = None
