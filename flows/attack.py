@@ -11,7 +11,7 @@ def attack_flow(params_file: str = "params.yaml") -> dict:
     """Learn member vs non-member from the shadow model's metric sequences."""
     params, layout = setup(params_file)
     check_attack_inputs(layout)
-    return train_seqmia_attack(params, layout)
+    return train_seqmia_attack(params.attack, params.seed, params.device, layout)
 
 
 if __name__ == "__main__":

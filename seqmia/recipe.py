@@ -49,8 +49,10 @@ RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
 def as_recipe(source: Any, **changes: Any) -> Recipe:
     """The plain ``Recipe`` held by ``source`` (a ``Recipe`` or a params section extending it),
     with ``changes`` applied (e.g. another epoch count)."""
-    values = {name: getattr(source, name) for name in RECIPE_FIELDS}
-    return Recipe(**{**values, **changes})
+    # A changed field is never read from ``source``: the params-reads record shows only what
+    # the recipe really takes from a section (distill replaces train.epochs).
+    values = {n: changes[n] if n in changes else getattr(source, n) for n in RECIPE_FIELDS}
+    return Recipe(**values)
 
 
 def cosine_lr(epoch: int, lr: float, epochs: int) -> float:

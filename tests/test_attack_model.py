@@ -199,3 +199,85 @@ def test_member_log_odds_rank_like_probabilities_without_saturating():
         big.bias.zero_()
     odds = member_log_odds(big, torch.tensor([[1.0], [2.0]]))
     assert odds[1] > odds[0] > 40  # both probabilities round to 1.0; the log-odds still rank
+
+
+# fit_attack: the one hold-out/scale/train/select path of the attack and baselines stages.
+
+
+def _shadow(n: int = 40, t: int = 4, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences (n, t, k) whose members sit lower on metric 0, and labels (n,)."""
+    rng = np.random.default_rng(1)
+    members = np.arange(n) % 2
+    x = rng.random((n, t, k)) + 2.0 * (1 - members)[:, None, None] * np.eye(k)[0]
+    return x, members
+
+
+def _recipe(epochs: int = 3) -> Recipe:
+    return Recipe(optimizer="adam", epochs=epochs, batch_size=8, lr=0.01, momentum=0.0,
+                  weight_decay=0.0, schedule="step", step_size=10, gamma=1.0,
+                  min_lr=0.0)  # fmt: skip
+
+
+def test_fit_attack_is_the_hand_written_steps_bit_for_bit():
+    from seqmia.attack import build_attack
+    from seqmia.attack_fit import fit_attack
+    from seqmia.seeding import derive_seed, make_generator
+
+    x, members = _shadow()
+    fit = fit_attack(x, members, "attention_lstm", _recipe(), 3, 0.25, ("s",), hidden_size=5)
+    train, val = split_holdout(members, 0.25, derive_seed(3, "holdout"))
+    np.testing.assert_array_equal(fit.train_rows, train)
+    np.testing.assert_array_equal(fit.val_rows, val)
+    g = make_generator(3, "s")
+    model = init_attack_weights(build_attack("attention_lstm", (4, 2), 5), g)
+    xs, y = fit_scaler(x[train], "none")(x), torch.from_numpy(members.astype(np.int64))
+    model, history, selected = train_attack(model, xs[train], y[train], xs[val], y[val],
+                                            _recipe(), g, selection="best_val_auc")  # fmt: skip
+    numbers = lambda hs: [(h.loss, h.train_accuracy, h.val_auc, h.lr) for h in hs]  # noqa: E731
+    assert fit.selected == selected and numbers(fit.history) == numbers(history)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fit.model.state_dict()[key], value), key
+    assert fit.val_auc == history[selected - 1].val_auc
+    np.testing.assert_array_equal(fit.scores(x), member_log_odds(model, xs))
+
+
+def test_fit_attack_mlp_on_flat_features_and_its_widths():
+    from seqmia.attack_fit import fit_attack
+
+    x, members = _shadow()
+    fit = fit_attack(x[:, :, 0], members, "mlp", _recipe(2), 0, 0.25, mlp_widths=(6,))
+    assert sum(p.numel() for p in fit.model.parameters()) == 4 * 6 + 6 + 6 * 2 + 2
+    assert fit.scores(x[:5, :, 0]).shape == (5,)
+
+
+def test_fit_seqmia_attack_summary_and_ensemble_streams():
+    from seqmia.attack_fit import fit_attack, fit_seqmia_attack
+
+    x, members = _shadow()
+    kwargs = dict(architecture="attention_lstm", hidden_size=5, num_layers=1,
+                  input_transform="log_loss_metrics")  # fmt: skip
+    fit = fit_seqmia_attack(x, ["loss", "max"], members, _recipe(), 0, 0.25, ensemble=2,
+                            selection="best_val_auc", **kwargs)  # fmt: skip
+    s = fit.summary
+    assert len(fit.models) == 2 and len(s["ensemble_members"]) == 2
+    assert (s["train_sequences"], s["val_sequences"]) == (30, 10)
+    assert s["scaler_log_mask"] == [True, False] and s["metrics"] == ["loss", "max"]
+    # Member 1 is the single attack's stream; member 2 its own.
+    alone = fit_attack(x, members, "attention_lstm", _recipe(), 0, 0.25, ("attack",),
+                       transform="log_loss_metrics", log_mask=np.array([True, False]),
+                       hidden_size=5)  # fmt: skip
+    first, second = (m.state_dict()["head.weight"] for m in fit.models)
+    assert torch.equal(first, alone.model.state_dict()["head.weight"])
+    assert not torch.equal(first, second)
+
+
+def test_fit_seqmia_attack_log_transform_needs_a_loss_like_metric():
+    from seqmia.attack_fit import fit_seqmia_attack
+    from seqmia.errors import UserError
+
+    x, members = _shadow()
+    with pytest.raises(UserError, match="attack.input_transform.*no loss-like metric"):
+        fit_seqmia_attack(x, ["max", "sd"], members, _recipe(), 0, 0.25,
+                          architecture="attention_lstm", hidden_size=5, num_layers=1,
+                          input_transform="log_loss_metrics", ensemble=1,
+                          selection="best_val_auc")  # fmt: skip

@@ -95,3 +95,126 @@ def test_report_is_self_contained_html_with_every_attack() -> None:
     assert "unresolved" in page  # 0.1% of 500 non-members is half a sample
     assert page.index("seqmia") < page.index(">loss<")  # ranked by AUC
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
+
+
+# The baselines registry, their inputs, and fitting them side by side.
+
+
+def test_registry_expands_each_entry_for_the_stored_metrics() -> None:
+    from seqmia.baseline_registry import BASELINES, expand_baselines
+
+    specs = expand_baselines(list(BASELINES), ["loss", "max"])
+    assert [s.name for s in specs] == [
+        "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm",
+        "seqmia_only_loss", "seqmia_only_max",
+    ]  # fmt: skip
+    assert specs[0].mlp_widths == (64,) and specs[4].features == "metric:loss"
+    # TrajectoryMIA needs the loss; one metric alone would make the single-metric ablation SeqMIA.
+    assert [s.name for s in expand_baselines(list(BASELINES), ["max"])] == [
+        "nn_posterior", "seqmia_mlp", "seqmia_lstm",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="unknown baselines \\['lira'\\]; choose from"):
+        expand_baselines(["lira"], ["loss"])
+
+
+def test_unknown_baseline_fails_validation_with_the_registry_names() -> None:
+    import yaml
+
+    from seqmia.baseline_registry import BASELINES
+    from seqmia.config import ParamsError, params_from_dict
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["baselines"]["attacks"] = ["nn_posterior", "lira"]
+    with pytest.raises(ParamsError) as err:
+        params_from_dict(raw)
+    assert "baselines.attacks[1]" in str(err.value) and str(list(BASELINES)) in str(err.value)
+
+
+def _role(n: int = 40, seed: int = 0):
+    import pandas as pd
+
+    from seqmia.baseline_fit import role_inputs
+
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(n)  # stored out of order: role_inputs sorts by sample id
+    base = pd.DataFrame({"sample_id": ids, "part": "p", "member": ids % 2, "label": ids % 3})
+    seq = pd.concat([base.assign(snapshot=t) for t in (1, 2, 3)], ignore_index=True)
+    seq["loss"] = rng.random(len(seq)) + (seq["member"] == 0)
+    seq["max"] = rng.random(len(seq))
+    logits = base[["sample_id"]].assign(**{f"logit_{c}": rng.standard_normal(n) for c in range(4)})
+    return role_inputs(seq, logits.iloc[::-1])
+
+
+def test_role_inputs_align_on_sample_id_and_features_have_their_shapes() -> None:
+    from seqmia.baseline_fit import baseline_features
+    from seqmia.baseline_registry import BASELINES, expand_baselines
+
+    inputs = _role()
+    assert inputs.samples["sample_id"].tolist() == list(range(40))
+    assert inputs.sequences.shape == (40, 3, 2) and inputs.logits.shape == (40, 4)
+    shapes = {s.name: baseline_features(s, inputs, 3).shape
+              for s in expand_baselines(list(BASELINES), inputs.metrics)}  # fmt: skip
+    assert shapes == {
+        "nn_posterior": (40, 3), "trajectory_mia": (40, 3), "seqmia_mlp": (40, 3, 2),
+        "seqmia_lstm": (40, 3, 2), "seqmia_only_loss": (40, 3, 1), "seqmia_only_max": (40, 3, 1),
+    }  # fmt: skip
+
+
+def _fit_all(workers: int, attacks=("trajectory_mia", "seqmia_lstm", "seqmia_single_metric")):
+    from seqmia.baseline_fit import fit_baselines
+    from seqmia.baseline_registry import expand_baselines
+    from seqmia.recipe import Recipe
+
+    shadow, target = _role(seed=0), _role(seed=1)
+    recipe = Recipe(optimizer="adam", epochs=3, batch_size=8, lr=0.01, momentum=0.0,
+                    weight_decay=1e-4, schedule="step", step_size=2, gamma=0.5,
+                    min_lr=0.0)  # fmt: skip
+    specs = expand_baselines(list(attacks), shadow.metrics)
+    recipes = {"trajectory_mia": recipe, "seqmia_ablations": recipe}
+    return fit_baselines(specs, recipes, shadow, target, 0, 0.25, hidden_size=6, topk=3,
+                         device="cpu", workers=workers)  # fmt: skip
+
+
+def test_side_by_side_workers_give_the_one_by_one_results_bit_for_bit() -> None:
+    threads = torch.get_num_threads()
+    alone = _fit_all(workers=1)
+    assert torch.get_num_threads() == threads  # restored after the one-thread fits
+    together = _fit_all(workers=3)
+    assert [r.name for r in together] == [r.name for r in alone] == [
+        "trajectory_mia", "seqmia_lstm", "seqmia_only_loss", "seqmia_only_max",
+    ]  # fmt: skip
+    for a, b in zip(alone, together, strict=True):
+        assert a.scores.tobytes() == b.scores.tobytes(), a.name
+        assert a.summary == b.summary and a.scores.shape == (40,)
+
+
+def test_a_failing_job_stops_its_siblings_and_raises_its_own_error() -> None:
+    import time
+
+    from seqmia.side_by_side import run_side_by_side
+
+    started = time.perf_counter()
+    with pytest.raises(ZeroDivisionError) as err:
+        run_side_by_side(_job, [0.0, 60.0, 60.0], workers=2)
+    assert time.perf_counter() - started < 30  # the running sibling stopped, the other never ran
+    assert "AttackStopped" in "".join(getattr(err.value, "__notes__", []))
+    assert run_side_by_side(_job, [1.0, 2.0], workers=2, order=[1, 0]) == [1.0, 0.5]
+
+
+def _job(seconds: float) -> float:
+    """Fails at once for 0; else waits ``seconds`` unless asked to stop, then returns 1/seconds."""
+    import time
+
+    from seqmia.attack import AttackStopped
+    from seqmia.side_by_side import stop_requested
+
+    if seconds == 0.0:
+        time.sleep(0.5)  # let the sibling start
+        return 1 / seconds
+    ends = time.perf_counter() + (seconds if seconds > 10 else 0)
+    while time.perf_counter() < ends:
+        if stop_requested():
+            raise AttackStopped("stopped")
+        time.sleep(0.05)
+    return 1 / seconds

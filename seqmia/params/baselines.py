@@ -5,18 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-import seqmia.baselines
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
+from seqmia.baseline_registry import BASELINES
 from seqmia.params.schema import AT_LEAST_1, FRACTION, OneOf, register_rules, register_section
 from seqmia.recipe import Recipe
 
-# The baseline names come from the core registry ``seqmia.baselines.BASELINES`` (name -> spec).
-# Until that registry exists, this is the one place that lists them.
-BASELINE_NAMES = getattr(
-    seqmia.baselines,
-    "BASELINES",
-    ("nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "seqmia_single_metric"),
-)
+# The baseline names come from the core registry (name -> spec), which imports no torch.
+BASELINE_NAMES = BASELINES
 # The trained baselines' recipe sections (params.yaml says where each recipe comes from).
 RECIPE_KEYS = ("nn_posterior", "trajectory_mia", "seqmia_ablations")
 
