@@ -18,7 +18,7 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     given = params.target.source == "checkpoint"  # a given target has no data/models/target.pt
     teachers = [layout.model_file(r) for r in ROLES if not (given and r == "target")]
     check_inputs([layout.dataset_file, layout.partition_file, *teachers])
-    import_export_machinery(params)
+    import_export_machinery(params.target)
     runs = [distill_role.submit(role, params, layout) for role in ROLES]
     return results_or_stop(runs)
 

@@ -16,9 +16,12 @@ def train_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train target and shadow side by side, each on its own members with the same recipe."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
     check_inputs([layout.dataset_file, layout.partition_file])
-    import_export_machinery(params)
+    import_export_machinery(params.target)
     if params.target.source == "checkpoint":  # the target is given: validate and record it
-        runs = [record_target.submit(params, layout), train_role.submit("shadow", params, layout)]
+        runs = [
+            record_target.submit(params.target, params.train, params.device, layout),
+            train_role.submit("shadow", params, layout),
+        ]
         return results_or_stop(runs)
     runs = [train_role.submit(role, params, layout) for role in ROLES]
     return results_or_stop(runs)

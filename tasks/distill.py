@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict
 from seqmia.config import Params
+from seqmia.data.samples import part_tensors
 from seqmia.layout import Layout
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
@@ -20,7 +21,6 @@ from tasks.models import (
     epoch_logger,
     load_model,
     new_model,
-    part_tensors,
     recipe_from,
 )
 from tasks.stopping import raise_if_stopped, stop_requested
@@ -46,17 +46,17 @@ def distill_role(role: str, params: Params, layout: Layout) -> dict:
     partition = pd.read_parquet(layout.partition_file)
     _, x_distill, _ = part_tensors(dataset, partition, "distill")
     if role == "target" and params.target.source == "checkpoint":  # queried, never read
-        teacher = load_given_target(params, layout, device)
-        logits = query_target(params, layout, teacher, part_ids(partition, "distill"))
+        teacher = load_given_target(params.target, params.train, layout, device)
+        logits = query_target(params.target, layout, teacher, part_ids(partition, "distill"))
     else:
-        teacher = load_model(params, dataset, layout.model_file(role), device)
+        teacher = load_model(params.train, dataset, layout.model_file(role), device)
         logits = predict_logits(teacher, x_distill)
     temperature = params.distill.temperature
     soft_targets = torch.softmax(logits / temperature, dim=1)
     del teacher
 
     generator = make_generator(params.seed, "distill", role)
-    student = new_model(params, dataset, generator)
+    student = new_model(params.train, dataset, generator)
     student.to(device)
     epochs, skipped = distill_epochs(params, role)
     log = epoch_logger(logger, f"{role} distill", epochs)

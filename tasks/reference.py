@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
 from seqmia.config import ROLES, Params
+from seqmia.data.samples import attack_samples, population_samples, sample_tensors
 from seqmia.layout import Layout
 from seqmia.lira import reference_training_sets
 from seqmia.partition import part_ids
@@ -21,7 +22,7 @@ from seqmia.runtime import resolve_device
 from seqmia.seeding import derive_seed, make_generator
 from seqmia.training import predict_logits
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, population_samples, sample_tensors, train_classifier
+from tasks.models import train_classifier
 from tasks.stopping import raise_if_stopped
 
 
@@ -60,12 +61,12 @@ def train_reference(index: int, params: Params, layout: Layout) -> dict:
     )  # fmt: skip
     frames = []
     for role in ROLES:
-        samples, inputs, _ = attack_samples(layout, role)
+        samples, inputs, _ = attack_samples(dataset, partition, role)
         logits = predict_logits(model, inputs).numpy()
         frame = samples[["sample_id"]].assign(role=role, in_training=samples["sample_id"].isin(ids))
         frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))
     # RMIA's population samples z (the distillation part; never trained on by any model here).
-    population, inputs, _ = population_samples(layout)
+    population, inputs, _ = population_samples(dataset, partition)
     logits = predict_logits(model, inputs).numpy()
     frame = population[["sample_id"]].assign(role="population", in_training=False)
     frames.append(frame.assign(**{f"logit_{c}": logits[:, c] for c in range(logits.shape[1])}))

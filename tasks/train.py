@@ -7,11 +7,12 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json
 from seqmia.config import Params
+from seqmia.data.samples import part_tensors
 from seqmia.layout import Layout
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import part_tensors, train_classifier
+from tasks.models import train_classifier
 from tasks.stopping import raise_if_stopped
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 from benchmarks.scratch_repo import make_scratch_repo
 from seqmia.artifacts import load_state_dict, remove_stale_temporaries, save_state_dict
 from seqmia.config import ParamsError, params_from_dict
-from seqmia.data import extract_archive, read_image_folder
+from seqmia.data.readers import extract_archive, read_image_folder
 from seqmia.errors import DamagedFileError, UserError
 from seqmia.layout import Layout
 from seqmia.partition import make_partition
