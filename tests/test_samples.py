@@ -56,3 +56,19 @@ def test_population_is_the_distillation_part() -> None:
 def test_shape_and_classes_of_the_prepared_dataset() -> None:
     dataset, _ = tiny()
     assert input_shape(dataset["x"]) == (3, 2, 2) and num_classes(dataset) == 3
+
+
+def test_released_pages_read_back_the_same_bytes(tmp_path) -> None:
+    from seqmia.artifacts import load_npz, write_npz
+    from seqmia.data.samples import release_pages, sample_tensors
+
+    dataset, _ = tiny()
+    write_npz(tmp_path / "d.npz", **dataset)
+    mapped = load_npz(tmp_path / "d.npz")
+    assert isinstance(mapped["x"].base, np.memmap)  # what release_pages acts on
+    before = sample_tensors(mapped, np.array([7, 2]))  # releases the pages of x
+    release_pages(mapped["x"])
+    np.testing.assert_array_equal(mapped["x"], dataset["x"])
+    after = sample_tensors(mapped, np.array([7, 2]))
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+    release_pages(dataset["x"])  # an array in memory: nothing to release
