@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import importlib
 import re
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -35,6 +36,9 @@ from seqmia.training import accuracy, predict_logits
 # Every file of a checkpoint target lives here, so one DVC dependency covers them all.
 TARGET_DIR = "target"
 EXPORTED_SUFFIX = ".pt2"
+# torch.export.load keeps its deserializer in a module global: two threads loading at once (a
+# stage's concurrent tasks) fail with "_CURRENT_DESERIALIZER is already set".
+_EXPORT_LOAD_LOCK = threading.Lock()
 
 
 class CheckpointError(UserError, ValueError):
@@ -210,7 +214,8 @@ def load_target(
     """
     if path.suffix == EXPORTED_SUFFIX:
         try:
-            program = torch.export.load(str(path)).module()
+            with _EXPORT_LOAD_LOCK:
+                program = torch.export.load(str(path)).module()
         except Exception as err:  # noqa: BLE001 - any failure means the same to the user
             raise CheckpointError(
                 f"target.checkpoint {path.name} does not load as a torch.export program: "
