@@ -343,7 +343,9 @@ def test_damaged_input_named_by_its_stage_check(tmp_path, name):
     damaged = FIRST_INPUT[name](layout)
     _damage(damaged)
     check = {
-        "sequences": lambda: tasks.sequences.check_sequences_inputs(params, layout),
+        "sequences": lambda: tasks.sequences.check_sequences_inputs(
+            params.distill.epochs, params.target, layout
+        ),
         "attack": lambda: tasks.attack.check_attack_inputs(layout),
         "baselines": lambda: tasks.baselines.shadow_metrics(layout),
         "evaluate": lambda: tasks.evaluate.check_evaluate_inputs(params, layout),
