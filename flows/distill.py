@@ -18,11 +18,11 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     given = params.target.source == "checkpoint"  # a given target has no data/models/target.pt
     teachers = [layout.model_file(r) for r in ROLES if not (given and r == "target")]
     check_inputs([layout.dataset_file, layout.partition_file, *teachers])
-    import_export_machinery(params)
+    import_export_machinery(params.target)
     runs = [
         distill_role.submit(
             role, params.train, params.distill, params.seed, params.device, layout,
-            given=params if given else None,  # a given target is queried its own way
+            given=params.target if given else None,  # a given target is queried its own way
         )
         for role in ROLES
     ]  # fmt: skip

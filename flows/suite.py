@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 from prefect import flow, get_run_logger, task
 
-from seqmia.data import DATA_ROOT_ENV, data_root
+from seqmia.data.readers import DATA_ROOT_ENV, data_root
 from seqmia.errors import UserError
 from seqmia.suite import (
     PRESETS_DIR,

@@ -16,9 +16,11 @@ def train_flow(params_file: str = "params.yaml") -> list[dict]:
     """Train target and shadow side by side, each on its own members with the same recipe."""
     params, layout = setup(params_file, concurrent_workers=len(ROLES))
     check_inputs([layout.dataset_file, layout.partition_file])
-    import_export_machinery(params)
+    import_export_machinery(params.target)
     given = params.target.source == "checkpoint"  # the target is given: validate and record it
-    runs = [record_target.submit(params, layout)] if given else []
+    runs = []
+    if given:
+        runs.append(record_target.submit(params.target, params.train, params.device, layout))
     runs += [
         train_role.submit(role, params.train, params.seed, params.device, layout)
         for role in ROLES

@@ -8,7 +8,7 @@ import mmap
 import numpy as np
 import torch
 
-from seqmia.data import is_image, to_model_input
+from seqmia.data.inputs import is_image, to_model_input
 
 
 class NormalisedImages:

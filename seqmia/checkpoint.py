@@ -8,8 +8,7 @@ its weights beyond loading them to run it. Three forms load:
   and runs that user's code);
 - a ``torch.export`` program (``.pt2``): a graph with its weights, no Python class needed.
 
-Member lists are text files, one entry per line: a sample id (row of ``dataset.npz``) or, for a
-dataset read from an image folder, an image path relative to that folder (``train/cat/0001.png``).
+Member lists are read by ``seqmia.members``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import dataclasses
 import hashlib
 import importlib
 import re
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -28,16 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmia.artifacts import CHECKSUM_KEY, weights_digest
-from seqmia.data import _list_image_folder, is_image, to_model_input
+from seqmia.data.inputs import is_image, to_model_input
 from seqmia.errors import UserError
-from seqmia.inference import predict_logits
-from seqmia.params.partition import PARTS
-from seqmia.partition import PartitionError, stratified_counts
+from seqmia.inference import accuracy, predict_logits
+from seqmia.partition import part_ids
 
 # Every file of a checkpoint target lives here, so one DVC dependency covers them all.
 TARGET_DIR = "target"
 EXPORTED_SUFFIX = ".pt2"
-IMAGE_FOLDER_SOURCE = "image folder "  # prefix of info.json "source" for image-folder datasets
+# torch.export.load keeps its deserializer in a module global: two threads loading at once (a
+# stage's concurrent tasks) fail with "_CURRENT_DESERIALIZER is already set".
+_EXPORT_LOAD_LOCK = threading.Lock()
 
 
 class CheckpointError(UserError, ValueError):
@@ -66,152 +67,6 @@ def file_sha256(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------
-# Member lists
-
-
-def image_folder_index(source: str) -> dict[str, int] | None:
-    """{path relative to the image folder: row of dataset.npz} for a dataset whose info.json
-    ``source`` is an image folder; None for any other source.
-
-    Rows follow ``seqmia.data.read_image_folder``: splits train then test, classes and files
-    sorted.
-    """
-    if not source.startswith(IMAGE_FOLDER_SOURCE):
-        return None
-    folder = Path(source[len(IMAGE_FOLDER_SOURCE) :])
-    index: dict[str, int] = {}
-    for split in ("train", "test"):
-        if (folder / split).is_dir():
-            for f, _ in _list_image_folder(folder / split)[1]:
-                index[str(f.relative_to(folder))] = len(index)
-    return index
-
-
-def read_sample_list(path: Path) -> list[str]:
-    """Entries of a member list: one per line, blank lines and ``#`` comments skipped."""
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
-def parse_sample_list(
-    entries: list[str], n_samples: int, paths: Mapping[str, int] | None, name: str
-) -> np.ndarray:
-    """Sorted unique sample ids (n,) int64 of a member list's ``entries``.
-
-    Entries are all integers (rows of dataset.npz, 0 … ``n_samples`` - 1) or all image paths,
-    looked up in ``paths`` (``image_folder_index``). ``name`` names the list in errors.
-    """
-    if not entries:
-        raise CheckpointError(f"{name} lists no samples")
-    if all(e.lstrip("-").isdigit() for e in entries):
-        ids = np.array([int(e) for e in entries], dtype=np.int64)
-        unknown = ids[(ids < 0) | (ids >= n_samples)]
-        if len(unknown):
-            raise CheckpointError(
-                f"{name} has {len(unknown)} unknown sample ids (the dataset has rows 0 to "
-                f"{n_samples - 1}), e.g. {unknown[:3].tolist()}"
-            )
-        return np.unique(ids)
-    if paths is None:
-        raise CheckpointError(
-            f"{name} lists image paths (e.g. {entries[0]!r}), but the dataset was not read from "
-            "an image folder; list sample ids (rows of data/prepared/dataset.npz) instead"
-        )
-    unknown_paths = [e for e in entries if e not in paths]
-    if unknown_paths:
-        raise CheckpointError(
-            f"{name} has {len(unknown_paths)} paths that are not images of the dataset's folder, "
-            f"e.g. {unknown_paths[:3]}; give paths relative to the folder, like "
-            f"{next(iter(paths))!r}"
-        )
-    return np.unique(np.array([paths[e] for e in entries], dtype=np.int64))
-
-
-def check_disjoint_lists(members: np.ndarray, nonmembers: np.ndarray) -> None:
-    """Refuse member and non-member lists that share samples."""
-    both = np.intersect1d(members, nonmembers)
-    if len(both):
-        raise CheckpointError(
-            f"target.members and target.nonmembers share {len(both)} samples, e.g. sample ids "
-            f"{both[:3].tolist()}; a sample is either in the target's training set or not"
-        )
-
-
-def given_target_partition(
-    labels: np.ndarray,
-    members: np.ndarray,
-    nonmembers: np.ndarray,
-    sizes: Mapping[str, int],
-    seed: int,
-    unit: str = "per_class",
-) -> pd.DataFrame:
-    """The five parts when the target's members and non-members are given.
-
-    labels: (N,) class of every sample; members, nonmembers: sample ids. target_in comes from
-    ``members``, target_out from ``nonmembers``, and shadow_in, shadow_out and distill only from
-    samples in neither list. Each class's samples are shuffled once from ``seed`` exactly as
-    ``seqmia.partition.make_partition`` does, so when the lists are exactly the target parts of
-    ``make_partition`` the result is identical to it. ``unit="total"`` stratifies each pool's
-    parts by that pool's class frequencies. Returns the ``make_partition`` frame.
-    """
-    classes = np.unique(labels)
-    pools = {
-        "target_in": np.isin(np.arange(len(labels)), members),
-        "target_out": np.isin(np.arange(len(labels)), nonmembers),
-    }
-    pools["rest"] = ~(pools["target_in"] | pools["target_out"])
-    pool_of = {"target_in": "target_in", "target_out": "target_out"}
-    pool_parts = {
-        "target_in": ["target_in"],
-        "target_out": ["target_out"],
-        "rest": [p for p in PARTS if p not in pool_of],
-    }
-    available = {
-        pool: np.array([int((mask & (labels == c)).sum()) for c in classes])
-        for pool, mask in pools.items()
-    }
-    counts: dict[str, np.ndarray] = {}
-    for pool, parts in pool_parts.items():
-        for part in parts:
-            if unit == "per_class":
-                counts[part] = np.full(len(classes), sizes[part], dtype=np.int64)
-            else:
-                counts[part] = stratified_counts(available[pool], sizes[part])
-        need = sum(counts[p] for p in parts)
-        short = np.flatnonzero(available[pool] < need)
-        if len(short):
-            c = short[0]
-            what = {
-                "target_in": "of the target's members (target.members)",
-                "target_out": "of the target's non-members (target.nonmembers)",
-                "rest": "samples in neither list (for " + ", ".join(parts) + ")",
-            }[pool]
-            asked = " + ".join(f"{p}={sizes[p]}" for p in parts)
-            raise PartitionError(
-                f"class {classes[c]} has {available[pool][c]} {what} but the partition "
-                f"needs {need[c]} ({asked}{' per class' if unit == 'per_class' else ''}; "
-                f"{int(available[pool].sum())} in all); lower the partition.* sizes or list "
-                "more samples"
-            )
-    rng = np.random.default_rng(seed)
-    rows: list[pd.DataFrame] = []
-    for k, label in enumerate(classes):
-        shuffled = rng.permutation(np.flatnonzero(labels == label))
-        for pool, parts in pool_parts.items():
-            ids = shuffled[pools[pool][shuffled]]
-            start = 0
-            for part in parts:
-                take = ids[start : start + counts[part][k]]
-                start += counts[part][k]
-                rows.append(pd.DataFrame({"sample_id": take, "label": label, "role": part}))
-    frame = pd.concat(rows, ignore_index=True)
-    frame["sample_id"] = frame["sample_id"].astype(np.int64)
-    frame["label"] = frame["label"].astype(np.int64)
-    frame["role"] = pd.Categorical(frame["role"], categories=list(PARTS))
-    return frame.sort_values(["role", "sample_id"], kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,8 +130,24 @@ def preprocess(
     return ((images - mean) / std).contiguous()
 
 
+def target_input(
+    dataset: Mapping[str, np.ndarray], ids: np.ndarray, spec: Preprocessing
+) -> torch.Tensor:
+    """The given target's input (n, ...) for samples ``ids`` (n,) of the prepared ``dataset``
+    (``x``, ``mean``, ``std``): ``preprocess`` with the target's own ``spec``."""
+    return preprocess(dataset["x"][ids], spec, dataset["mean"], dataset["std"])
+
+
 # --------------------------------------------------------------------------------------------
 # Loading and querying
+
+
+def architecture(checkpoint: str, factory: str, model: str) -> str:
+    """What builds a given target: an exported program (``checkpoint`` ends in ``.pt2``), else
+    the ``factory`` if given, else the registry ``model`` (``train.model``)."""
+    if checkpoint.endswith(EXPORTED_SUFFIX):
+        return "exported program"
+    return factory or model
 
 
 class ExportedTarget(nn.Module):
@@ -343,7 +214,8 @@ def load_target(
     """
     if path.suffix == EXPORTED_SUFFIX:
         try:
-            program = torch.export.load(str(path)).module()
+            with _EXPORT_LOAD_LOCK:
+                program = torch.export.load(str(path)).module()
         except Exception as err:  # noqa: BLE001 - any failure means the same to the user
             raise CheckpointError(
                 f"target.checkpoint {path.name} does not load as a torch.export program: "
@@ -394,6 +266,69 @@ def target_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500)
     return torch.cat(out)
 
 
+def check_target_runs(
+    model: nn.Module, dataset: Mapping[str, np.ndarray], ids: np.ndarray, spec: Preprocessing
+) -> None:
+    """Query the target on the samples ``ids`` (a few) of the prepared ``dataset``, preprocessed
+    by ``spec``: it must take them and give one logit per class of the dataset, (n, K); a
+    ``CheckpointError`` saying what to fix otherwise."""
+    classes = len(dataset["classes"])
+    try:
+        logits = target_logits(model, target_input(dataset, ids, spec))
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's model refused our input
+        raise CheckpointError(
+            f"the target does not run on the preprocessed input ({str(err).splitlines()[0]}); "
+            "check target.resize, target.channels, target.mean/std"
+        ) from err
+    if logits.ndim != 2 or logits.shape[1] != classes:
+        raise CheckpointError(
+            f"the target gives outputs of shape {tuple(logits.shape[1:])} per sample, but the "
+            f"dataset has {classes} classes"
+        )
+
+
 def count_target_parameters(model: nn.Module) -> int:
     """Number of parameters of a loaded target (exported programs included)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def target_record(
+    model: nn.Module,
+    dataset: Mapping[str, np.ndarray],
+    partition: pd.DataFrame,
+    spec: Preprocessing,
+    name: str,
+    files: Mapping[str, Path],
+    checkpoint: str,
+    factory: str,
+    batch_size: int = 500,
+) -> dict:
+    """A given target's report in the trained targets' format.
+
+    Model ``name``, parameter count, accuracy on its members (``target_in`` of ``partition``,
+    as train accuracy) and non-members (``target_out``, as test accuracy) of the prepared
+    ``dataset`` preprocessed by ``spec``, then its provenance: the params values ``checkpoint``
+    and ``factory``, the SHA-256 of each of ``files`` ({"checkpoint"|"members"|"nonmembers":
+    path}) and the preprocessing.
+    """
+    acc = {}
+    for part in ("target_in", "target_out"):
+        ids = part_ids(partition, part)
+        logits = target_logits(model, target_input(dataset, ids, spec), batch_size)
+        acc[part] = accuracy(logits, torch.from_numpy(dataset["y"][ids].astype(np.int64)))
+    return {
+        "role": "target",
+        "model": name,
+        "parameters": count_target_parameters(model),
+        "train_accuracy": acc["target_in"],
+        "test_accuracy": acc["target_out"],
+        "train_samples": len(part_ids(partition, "target_in")),
+        "history": [],
+        "source": "checkpoint",
+        "checkpoint": checkpoint,
+        "factory": factory,
+        "sha256": {key: file_sha256(path) for key, path in files.items()},
+        "preprocessing": dataclasses.asdict(spec),
+    }

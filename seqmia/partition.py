@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -86,15 +86,35 @@ def make_partition(
     ``labels``), ``label`` and ``role`` (one of ``PARTS``), sorted by role then sample id.
     """
     classes, counts = class_counts(labels, sizes, unit)
+    return deal(labels, classes, counts, [(None, list(PARTS))], seed)
+
+
+def deal(
+    labels: np.ndarray,
+    classes: np.ndarray,
+    counts: Mapping[str, np.ndarray],
+    pools: Sequence[tuple[np.ndarray | None, Sequence[str]]],
+    seed: int,
+) -> pd.DataFrame:
+    """The partition frame: each class's samples shuffled once, then dealt out pool by pool.
+
+    labels: (N,) class of every sample; classes: (K,) the classes, in dealing order; counts:
+    {part: (K,) samples of each class}; pools: (mask (N,) bool or None for every sample, parts
+    dealt from that pool's samples in the shuffled order). One ``permutation`` per class from a
+    generator seeded by ``seed``. Returns columns ``sample_id``, ``label`` and ``role`` (a
+    categorical over ``PARTS``), sorted by role then sample id.
+    """
     rng = np.random.default_rng(seed)
     rows: list[pd.DataFrame] = []
     for k, label in enumerate(classes):
-        ids = rng.permutation(np.flatnonzero(labels == label))
-        start = 0
-        for part in PARTS:
-            take = ids[start : start + counts[part][k]]
-            start += counts[part][k]
-            rows.append(pd.DataFrame({"sample_id": take, "label": label, "role": part}))
+        shuffled = rng.permutation(np.flatnonzero(labels == label))
+        for mask, parts in pools:
+            ids = shuffled if mask is None else shuffled[mask[shuffled]]
+            start = 0
+            for part in parts:
+                take = ids[start : start + counts[part][k]]
+                start += counts[part][k]
+                rows.append(pd.DataFrame({"sample_id": take, "label": label, "role": part}))
     frame = pd.concat(rows, ignore_index=True)
     frame["sample_id"] = frame["sample_id"].astype(np.int64)
     frame["label"] = frame["label"].astype(np.int64)
@@ -107,8 +127,73 @@ def part_ids(partition: pd.DataFrame, part: str) -> np.ndarray:
     return partition.loc[partition["role"] == part, "sample_id"].to_numpy(np.int64)
 
 
+def role_counts(partition: pd.DataFrame) -> dict[str, int]:
+    """{part: number of samples} of a partition frame, in ``PARTS`` order."""
+    return {str(k): int(v) for k, v in partition["role"].value_counts(sort=False).items()}
+
+
 def check_disjoint(partition: pd.DataFrame) -> None:
     """Raise if any sample id appears in more than one part."""
     dup = partition["sample_id"].duplicated(keep=False)
     if dup.any():
         raise PartitionError(f"{int(dup.sum())} rows share a sample id across parts")
+
+
+def given_target_partition(
+    labels: np.ndarray,
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    sizes: Mapping[str, int],
+    seed: int,
+    unit: str = "per_class",
+) -> pd.DataFrame:
+    """The five parts when the target's members and non-members are given.
+
+    labels: (N,) class of every sample; members, nonmembers: sample ids. target_in comes from
+    ``members``, target_out from ``nonmembers``, and shadow_in, shadow_out and distill only from
+    samples in neither list. Each class's samples are shuffled once from ``seed`` exactly as
+    ``make_partition`` does (``deal``), so when the lists are exactly the target parts of
+    ``make_partition`` the result is identical to it. ``unit="total"`` stratifies each pool's
+    parts by that pool's class frequencies. Returns the ``make_partition`` frame.
+    """
+    classes = np.unique(labels)
+    pools = {
+        "target_in": np.isin(np.arange(len(labels)), members),
+        "target_out": np.isin(np.arange(len(labels)), nonmembers),
+    }
+    pools["rest"] = ~(pools["target_in"] | pools["target_out"])
+    pool_of = {"target_in": "target_in", "target_out": "target_out"}
+    pool_parts = {
+        "target_in": ["target_in"],
+        "target_out": ["target_out"],
+        "rest": [p for p in PARTS if p not in pool_of],
+    }
+    available = {
+        pool: np.array([int((mask & (labels == c)).sum()) for c in classes])
+        for pool, mask in pools.items()
+    }
+    counts: dict[str, np.ndarray] = {}
+    for pool, parts in pool_parts.items():
+        for part in parts:
+            if unit == "per_class":
+                counts[part] = np.full(len(classes), sizes[part], dtype=np.int64)
+            else:
+                counts[part] = stratified_counts(available[pool], sizes[part])
+        need = sum(counts[p] for p in parts)
+        short = np.flatnonzero(available[pool] < need)
+        if len(short):
+            c = short[0]
+            what = {
+                "target_in": "of the target's members (target.members)",
+                "target_out": "of the target's non-members (target.nonmembers)",
+                "rest": "samples in neither list (for " + ", ".join(parts) + ")",
+            }[pool]
+            asked = " + ".join(f"{p}={sizes[p]}" for p in parts)
+            raise PartitionError(
+                f"class {classes[c]} has {available[pool][c]} {what} but the partition "
+                f"needs {need[c]} ({asked}{' per class' if unit == 'per_class' else ''}; "
+                f"{int(available[pool].sum())} in all); lower the partition.* sizes or list "
+                "more samples"
+            )
+    dealt = [(pools[pool], parts) for pool, parts in pool_parts.items()]
+    return deal(labels, classes, counts, dealt, seed)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqmia.data import (
+from seqmia.data.readers import (
     DATA_ROOT_ENV,
     DatasetNotFoundError,
     RawDataset,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqmia.data import (
+from seqmia.data.readers import (
     DATA_ROOT_ENV,
     DatasetNotFoundError,
     RawDataset,

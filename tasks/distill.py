@@ -10,11 +10,11 @@ from prefect import get_run_logger, task
 from seqmia.artifacts import save_state_dict
 from seqmia.batches import stored_inputs
 from seqmia.classifier import load_model, new_model
-from seqmia.data import input_shape
+from seqmia.data.inputs import input_shape
 from seqmia.distill import distill, distill_epochs
 from seqmia.layout import Layout
 from seqmia.params.distill import DistillParams
-from seqmia.params.schema import StageParams as Params
+from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids
 from seqmia.runtime import resolve_device
@@ -28,18 +28,19 @@ from tasks.target import load_given_target, query_target
 @task(**ARTEFACT_TASK, task_run_name="distill-{role}")
 def distill_role(
     role: str, train: TrainParams, distill_params: DistillParams, seed: int, device: str,
-    layout: Layout, given: Params | None = None,
+    layout: Layout, given: TargetParams | None = None,
 ) -> dict:  # fmt: skip
     """Distil the ``role`` model into a fresh student on the distillation part, saving one
-    snapshot per kept epoch. ``given``: the run's params when the target is a given checkpoint
-    (queried through its own preprocessing, never read as weights)."""
+    snapshot per kept epoch. ``given``: the ``target`` section when the target is a given
+    checkpoint (queried through its own preprocessing, never read as weights)."""
     logger, device = get_run_logger(), resolve_device(device)
     dataset = load_prepared(layout.dataset_file)
     ids = part_ids(pd.read_parquet(layout.partition_file), "distill")
     inputs, _ = stored_inputs(dataset, ids, device)  # the labels are never used
     shape, classes = input_shape(dataset["x"]), len(dataset["classes"])
     if role == "target" and given is not None:
-        teacher = query_target(given, layout, load_given_target(given, layout, device), ids)
+        model = load_given_target(given, train, layout, device)
+        teacher = query_target(given, layout, model, ids)
     else:
         teacher = load_model(train, shape, classes, layout.model_file(role), device)
     generator = make_generator(seed, "distill", role)

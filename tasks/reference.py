@@ -8,12 +8,11 @@ lets the attacker calibrate a decision threshold on its own data.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
+from seqmia.data.samples import attack_samples, population_samples, sample_tensors
 from seqmia.inference import predict_logits
 from seqmia.layout import Layout
 from seqmia.lira import reference_logits_table, reference_training_ids
@@ -24,7 +23,6 @@ from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
 from tasks.classifier import train_classifier
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.models import attack_samples, population_samples, sample_tensors
 from tasks.stopping import raise_if_stopped
 
 
@@ -39,16 +37,15 @@ def train_reference(
     partition = pd.read_parquet(layout.partition_file)
     ids, left_out = reference_training_ids(partition, index, reference.models, seed)
     model, report = train_classifier(
-        SimpleNamespace(train=train),  # reads only ``train``
-        dataset, sample_tensors(dataset, ids), sample_tensors(dataset, left_out),
+        train, dataset, sample_tensors(dataset, ids), sample_tensors(dataset, left_out),
         make_generator(seed, "reference", str(index)), resolve_device(device),
         get_run_logger(), label=f"reference {index}",
     )  # fmt: skip
     attack = {}
     for role in ROLES:
-        samples, inputs, _ = attack_samples(layout, role)
+        samples, inputs, _ = attack_samples(dataset, partition, role)
         attack[role] = (samples["sample_id"].to_numpy(), predict_logits(model, inputs).numpy())
-    population, inputs, _ = population_samples(layout)
+    population, inputs, _ = population_samples(dataset, partition)
     population = (population["sample_id"].to_numpy(), predict_logits(model, inputs).numpy())
     raise_if_stopped()
     save_state_dict(layout.reference_model_file(index), model)

@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from seqmia.artifacts import save_state_dict, write_json
 from seqmia.batches import stored_inputs
 from seqmia.classifier import new_model
-from seqmia.data import input_shape
+from seqmia.data.inputs import input_shape
 from seqmia.layout import Layout
 from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -15,21 +16,22 @@ from seqmia.checkpoint import (
     CheckpointError,
     ExportedTarget,
     Preprocessing,
-    check_disjoint_lists,
-    given_target_partition,
-    image_folder_index,
+    architecture,
+    check_target_runs,
     load_factory,
     load_target,
-    parse_sample_list,
     preprocess,
-    read_sample_list,
     target_file,
+    target_input,
     target_logits,
+    target_record,
 )
 from seqmia.config import ParamsError, params_from_dict
-from seqmia.data import to_model_input
+from seqmia.data.inputs import to_model_input
+from seqmia.data.readers import image_folder_index
+from seqmia.members import check_disjoint_lists, parse_sample_list, read_sample_list
 from seqmia.models import ModelOptions, build_model
-from seqmia.partition import PartitionError, make_partition, part_ids
+from seqmia.partition import PartitionError, given_target_partition, make_partition, part_ids
 from tests.conftest import REPO
 
 SIZES = {"target_in": 3, "target_out": 3, "shadow_in": 2, "shadow_out": 2, "distill": 4}
@@ -261,3 +263,66 @@ def test_checkpoint_source_needs_its_files_and_paired_normalisation() -> None:
     bad["target"]["channels"] = 2
     with pytest.raises(ParamsError, match="target.channels"):
         params_from_dict(bad)
+
+
+# ----- what the stages call on a loaded target ------------------------------------------------
+
+
+def tiny_dataset(n: int = 6) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return {
+        "x": rng.integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8),
+        "y": np.arange(n) % 10,
+        "classes": np.array([str(c) for c in range(10)]),
+        "mean": np.full((8, 8, 1), 0.5, np.float32),
+        "std": np.full((8, 8, 1), 0.25, np.float32),
+    }
+
+
+def test_architecture_names_what_builds_the_target() -> None:
+    assert architecture("target/model.pt2", "pkg.mod:make", "small_cnn") == "exported program"
+    assert architecture("target/model.pt", "pkg.mod:make", "small_cnn") == "pkg.mod:make"
+    assert architecture("target/model.pt", "", "small_cnn") == "small_cnn"
+
+
+def test_target_input_is_the_rows_preprocessed() -> None:
+    dataset = tiny_dataset()
+    got = target_input(dataset, np.array([4, 1]), Preprocessing())
+    expected = to_model_input(dataset["x"][[4, 1]], dataset["mean"], dataset["std"])
+    assert torch.equal(got, expected)
+
+
+def test_trial_query_refuses_a_target_with_other_classes_or_input() -> None:
+    dataset = tiny_dataset()
+    check_target_runs(small_cnn(), dataset, np.array([0, 1]), Preprocessing())
+    five = build_model("small_cnn", (1, 8, 8), 5, torch.Generator().manual_seed(0)).eval()
+    with pytest.raises(CheckpointError, match=r"outputs of shape \(5,\) .* 10 classes"):
+        check_target_runs(five, dataset, np.array([0, 1]), Preprocessing())
+    rgb = build_model("small_cnn", (3, 8, 8), 10, torch.Generator().manual_seed(0)).eval()
+    with pytest.raises(CheckpointError, match="does not run on the preprocessed input"):
+        check_target_runs(rgb, dataset, np.array([0, 1]), Preprocessing())
+
+
+def test_target_record_reports_accuracy_on_members_and_nonmembers(tmp_path: Path) -> None:
+    dataset = tiny_dataset()
+    model = small_cnn()
+    inputs = to_model_input(dataset["x"], dataset["mean"], dataset["std"])
+    predicted = model(inputs).argmax(dim=1).numpy()
+    dataset["y"] = np.where(np.arange(6) < 3, predicted, (predicted + 1) % 10)  # 3 right, 3 wrong
+    dataset["y"][4] = predicted[4]  # one non-member right
+    partition = pd.DataFrame(
+        {"sample_id": [0, 1, 2, 3, 4, 5], "role": ["target_in"] * 3 + ["target_out"] * 3}
+    )
+    (tmp_path / "c.pt").write_bytes(b"abc")
+    report = target_record(
+        model, dataset, partition, Preprocessing(), "small_cnn", {"checkpoint": tmp_path / "c.pt"},
+        "target/c.pt", "",
+    )  # fmt: skip
+    assert report["train_accuracy"] == 1.0
+    assert report["test_accuracy"] == pytest.approx(1 / 3)
+    assert report["train_samples"] == 3 and report["model"] == "small_cnn"
+    assert report["parameters"] == sum(p.numel() for p in model.parameters())
+    assert report["sha256"]["checkpoint"] == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
+    )
+    assert report["preprocessing"] == {"mean": (), "std": (), "resize": (), "channels": 0}

@@ -9,11 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from seqmia.data import (
+from seqmia.data.inputs import input_shape, normalisation_stats, to_model_input
+from seqmia.data.prepare import prepared_dataset
+from seqmia.data.readers import (
+    DATA_ROOT_PLACEHOLDER,
     DatasetNotFoundError,
-    normalisation_stats,
+    RawDataset,
+    localised,
+    portable,
     read_image_folder,
-    to_model_input,
 )
 from seqmia.sources import load_dataset
 
@@ -180,7 +184,34 @@ def test_feature_vectors_identity_normalisation_and_input():
 
 
 def test_input_shape_of_images_and_features():
-    from seqmia.data import input_shape
-
     assert input_shape(np.zeros((4, 28, 28, 1), np.uint8)) == (1, 28, 28)
     assert input_shape(np.zeros((4, 446), np.float32)) == (446,)
+
+
+def test_portable_paths_hide_the_data_root_and_come_back(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    value = {"source": f"image folder {root.resolve()}/cifar10", "files": [f"{root.resolve()}/a"]}
+    written = portable(value, root)
+    assert written == {
+        "source": f"image folder {DATA_ROOT_PLACEHOLDER}/cifar10",
+        "files": [f"{DATA_ROOT_PLACEHOLDER}/a"],
+    }
+    assert DATA_ROOT_PLACEHOLDER == "$SEQMIA_DATA_ROOT"
+    assert localised(written["source"], root) == value["source"]
+
+
+def test_prepared_dataset_arrays_and_provenance(tmp_path):
+    x = np.zeros((3, 2, 2, 1), np.uint8)
+    x[0] = 255
+    raw = RawDataset(
+        x=x, y=np.array([0, 1, 1]), split=np.array(["train", "train", "test"]),
+        classes=["a", "b"], source=f"image folder {tmp_path.resolve()}/d", sha256="0" * 64,
+        details={"extra": 1},
+    )  # fmt: skip
+    arrays, info = prepared_dataset(raw, "imagefolder", tmp_path)
+    assert sorted(arrays) == ["classes", "mean", "split", "std", "x", "y"]
+    np.testing.assert_allclose(arrays["mean"], np.full((2, 2, 1), 1 / 3), rtol=1e-6)
+    assert info["source"] == f"image folder {DATA_ROOT_PLACEHOLDER}/d"
+    assert info["per_split"] == {"test": 1, "train": 2} and info["kind"] == "image"
+    assert info["sample_shape"] == [2, 2, 1] and info["extra"] == 1

@@ -13,7 +13,7 @@ import torch
 from seqmia.batches import stored_inputs
 from seqmia.classifier import new_model
 from seqmia.config import DistillParams, load_params
-from seqmia.data import normalisation_stats
+from seqmia.data.inputs import normalisation_stats
 from seqmia.distill import distill, distill_epochs, soft_labels
 from seqmia.inference import predict_logits
 from seqmia.training import Recipe

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from seqmia.checkpoint import image_folder_index
+from seqmia.data.readers import image_folder_index
 from tests.conftest import REPO, STAGES
 from tests.test_pipeline import make_repo, repro, stages_run, tiny_params
 

@@ -10,8 +10,10 @@ from seqmia.config import PARTS
 from seqmia.partition import (
     PartitionError,
     check_disjoint,
+    deal,
     make_partition,
     part_ids,
+    role_counts,
     stratified_counts,
 )
 
@@ -148,3 +150,26 @@ def test_total_unit_rounding_overflow_raises():
     sizes = dict.fromkeys(PARTS, 1)  # 5 of 6 samples, but every tie goes to class 0
     with pytest.raises(PartitionError, match="class 0 has 2 samples"):
         make_partition(labels, sizes, seed=0, unit="total")
+
+
+def test_deal_shuffles_each_class_once_and_deals_pools_in_order():
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    classes = np.array([0, 1])
+    counts = {p: np.array([1, 1]) for p in PARTS}
+    inside = np.array([True, True, True, True, False, False, False, False])
+    pools = [(inside, ["target_in", "target_out"]), (~inside, ["shadow_in", "shadow_out"])]
+    frame = deal(labels, classes, counts, pools, seed=5)
+    rng = np.random.default_rng(5)  # the same draws, by hand: one permutation per class
+    expected = {}
+    for label in (0, 1):
+        order = rng.permutation(np.flatnonzero(labels == label))
+        first = [i for i in order if inside[i]]
+        rest = [i for i in order if not inside[i]]
+        for part, i in zip(["target_in", "target_out", "shadow_in", "shadow_out"],
+                           first[:2] + rest[:2], strict=True):  # fmt: skip
+            expected.setdefault(part, []).append(int(i))
+    for part, ids in expected.items():
+        assert part_ids(frame, part).tolist() == sorted(ids)
+    assert role_counts(frame) == {
+        "target_in": 2, "target_out": 2, "shadow_in": 2, "shadow_out": 2, "distill": 0,
+    }  # fmt: skip

@@ -27,7 +27,7 @@ from PIL import Image
 from benchmarks.scratch_repo import make_scratch_repo
 from seqmia.artifacts import load_state_dict, remove_stale_temporaries, save_state_dict
 from seqmia.config import ParamsError, params_from_dict
-from seqmia.data import extract_archive, read_image_folder
+from seqmia.data.readers import extract_archive, read_image_folder
 from seqmia.errors import DamagedFileError, UserError
 from seqmia.layout import Layout
 from seqmia.partition import make_partition
@@ -347,7 +347,9 @@ def test_damaged_input_named_by_its_stage_check(tmp_path, name):
     damaged = FIRST_INPUT[name](layout)
     _damage(damaged)
     check = {
-        "sequences": lambda: tasks.sequences.check_sequences_inputs(params, layout),
+        "sequences": lambda: tasks.sequences.check_sequences_inputs(
+            params.distill.epochs, params.target, layout
+        ),
         "attack": lambda: tasks.attack.check_attack_inputs(layout),
         "baselines": lambda: tasks.baselines.shadow_metrics(layout),
         "evaluate": lambda: tasks.evaluate.check_evaluate_inputs(params.reference.models, layout),

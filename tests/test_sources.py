@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from seqmia.config import DATASET_NAMES, FEATURE_DATASETS
-from seqmia.data import DatasetNotFoundError, hash_files
+from seqmia.data.readers import DatasetNotFoundError, hash_files
 from seqmia.sources import (
     IMAGE_DATASETS,
     TABULAR_DATASETS,

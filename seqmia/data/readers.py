@@ -1,10 +1,11 @@
-"""Dataset sources: read a published dataset into arrays, with provenance.
+"""Reading published datasets from files: image decoding, hashing, downloading, archive extraction.
 
 A source returns a ``RawDataset``: every sample of the publisher's splits (SeqMIA merges them and
 re-partitions). Images are kept as uint8 ``(N, H, W, C)``, tabular and text features as float32
-``(N, D)``; conversion to model input happens later, only for the samples a stage needs. This
-module holds the image readers and the conversions every stage shares; ``seqmia.sources`` finds a
-dataset by name, ``seqmia.tabular`` and ``seqmia.text`` read the non-image sets.
+``(N, D)``. Only the prepare stage (and the member lists of a given target, which name image
+files) reads files this way; turning arrays into model input is ``seqmia.data.inputs``.
+``seqmia.sources`` finds a dataset by name, ``seqmia.tabular`` and ``seqmia.text`` read the
+non-image sets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +35,10 @@ warnings.filterwarnings("ignore", message="The image decoding", category=Depreca
 
 DATA_ROOT_ENV = "SEQMIA_DATA_ROOT"
 DEFAULT_DATA_ROOT = Path("data/raw")
+# What artefacts write instead of the data root's absolute path, so the same dataset gives the
+# same bytes (and DVC hash) on every host and data path.
+DATA_ROOT_PLACEHOLDER = "$" + DATA_ROOT_ENV
+IMAGE_FOLDER_SOURCE = "image folder "  # prefix of a RawDataset.source read from an image folder
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -66,13 +72,31 @@ def data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
 
+def portable(value: Any, root: Path) -> Any:
+    """``value`` (a string, or dicts and lists of them) with the absolute path of the data folder
+    ``root`` written as ``DATA_ROOT_PLACEHOLDER``; other values unchanged."""
+    if isinstance(value, str):
+        return value.replace(str(root.resolve()), DATA_ROOT_PLACEHOLDER)
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    return value
+
+
+def localised(value: str, root: Path) -> str:
+    """The inverse of ``portable`` for one string: the placeholder replaced by ``root``'s absolute
+    path."""
+    return value.replace(DATA_ROOT_PLACEHOLDER, str(root.resolve()))
+
+
 def _visible(folder: Path) -> list[Path]:
     """Entries of ``folder`` sorted by name, without hidden ones (``.ipynb_checkpoints``,
     ``.DS_Store``, editor backups): they are never classes or samples."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def _list_image_folder(split_dir: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+def list_image_folder(split_dir: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     """Classes (sorted folder names) and (file, class index) pairs of one ImageFolder split.
 
     Raises ``UserError`` naming a class folder that holds no image file (it would become a class
@@ -142,7 +166,7 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
     classes: list[str] | None = None
     entries: list[tuple[Path, int, str]] = []
     for split in present:
-        split_classes, files = _list_image_folder(folder / split)
+        split_classes, files = list_image_folder(folder / split)
         if classes is None:
             classes = split_classes
         elif split_classes != classes:
@@ -184,7 +208,7 @@ def read_image_folder(folder: Path, splits: Sequence[str] = ("train", "test")) -
         y=np.array([label for _, label, _ in entries], dtype=np.int64),
         split=np.array([split for _, _, split in entries]),
         classes=list(classes or []),
-        source=f"image folder {folder.resolve()}",
+        source=f"{IMAGE_FOLDER_SOURCE}{folder.resolve()}",
         sha256=digest.hexdigest(),
     )
 
@@ -246,57 +270,18 @@ def extract_archive(archive: Path, dest: Path) -> None:
                 entry.rename(dest / entry.name)
 
 
-def is_image(x: np.ndarray) -> bool:
-    """True for (N, H, W, C) images, False for (N, D) feature vectors."""
-    return x.ndim == 4
+def image_folder_index(source: str) -> dict[str, int] | None:
+    """{path relative to the image folder: row of dataset.npz} for a dataset whose ``source`` is
+    an image folder (``IMAGE_FOLDER_SOURCE`` + absolute path); None for any other source.
 
-
-def normalisation_stats(x: np.ndarray, chunk: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel mean and standard deviation over samples, in [0, 1] units; identity for features.
-
-    x: (N, H, W, C) uint8 -> two float32 arrays of shape (H, W, C). Accumulates in float64 over
-    chunks so memory stays at one chunk. The std is floored so constant pixels (the borders of
-    MNIST-like images) do not divide by zero.
-    x: (N, D) float32 features -> zeros and ones of shape (D,): the tabular sets are binary
-    indicators and TF-IDF rows are already L2-normalised, and the models of the literature take
-    them as they are; standardising sparse binary columns would turn rare features into large
-    values and change the task the paper's numbers describe.
+    Rows follow ``read_image_folder``: splits train then test, classes and files sorted.
     """
-    if not is_image(x):
-        return np.zeros(x.shape[1:], np.float32), np.ones(x.shape[1:], np.float32)
-    mean = x.mean(axis=0, dtype=np.float64)
-    sq = np.zeros(x.shape[1:], dtype=np.float64)
-    for start in range(0, len(x), chunk):
-        centred = x[start : start + chunk].astype(np.float64) - mean
-        sq += (centred * centred).sum(axis=0)
-    std = np.sqrt(sq / len(x))
-    return (mean / 255.0).astype(np.float32), np.maximum(std / 255.0, 1e-3).astype(np.float32)
-
-
-def to_model_input(
-    x: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk: int = 1024
-) -> torch.Tensor:
-    """Normalised float32 model input.
-
-    (N, H, W, C) uint8 images -> (N, C, H, W), in [0, 1] units then ``(x - mean) / std``.
-    (N, D) float features -> (N, D) ``(x - mean) / std``.
-    Converts ``chunk`` samples at a time into the one output array, so the float temporaries of
-    the arithmetic never exceed one chunk (the values are the same as converting all at once).
-    """
-    if not is_image(x):
-        xf = (x.astype(np.float32) - mean) / std
-        return torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
-    n, h, w, c = x.shape
-    out = np.empty((n, c, h, w), dtype=np.float32)
-    for start in range(0, n, chunk):
-        xf = (x[start : start + chunk].astype(np.float32) / 255.0 - mean) / std
-        out[start : start + chunk] = xf.transpose(0, 3, 1, 2)
-    return torch.from_numpy(out)
-
-
-def input_shape(x: np.ndarray) -> tuple[int, ...]:
-    """Shape of one model input: (C, H, W) for (N, H, W, C) images, (D,) for (N, D) features."""
-    if is_image(x):
-        _, h, w, c = x.shape
-        return (c, h, w)
-    return tuple(int(d) for d in x.shape[1:])
+    if not source.startswith(IMAGE_FOLDER_SOURCE):
+        return None
+    folder = Path(source[len(IMAGE_FOLDER_SOURCE) :])
+    index: dict[str, int] = {}
+    for split in ("train", "test"):
+        if (folder / split).is_dir():
+            for f, _ in list_image_folder(folder / split)[1]:
+                index[str(f.relative_to(folder))] = len(index)
+    return index
