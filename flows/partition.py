@@ -3,7 +3,7 @@
 from prefect import flow
 
 from flows._stage import run, setup
-from tasks.partition import partition_around_target, partition_dataset
+from tasks.partition import partition_dataset
 
 
 @flow(name="partition")
@@ -11,6 +11,9 @@ def partition_flow(params_file: str = "params.yaml") -> dict:
     """Deal the prepared samples into target/shadow members and non-members and distillation."""
     params, layout = setup(params_file)
     if params.target.source == "checkpoint":  # a given target: its member lists fix its parts
+        # Imported here: only a given target needs torch, so the usual run does not pay for it.
+        from tasks.target import partition_around_target
+
         return partition_around_target(
             params.partition, params.target, params.train, params.seed, layout
         )

@@ -28,10 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmia.artifacts import CHECKSUM_KEY, weights_digest
-from seqmia.data.inputs import is_image, to_model_input
+from seqmia.classifier import new_model
+from seqmia.data.inputs import is_image, num_classes, to_model_input
 from seqmia.errors import UserError
 from seqmia.inference import accuracy, predict_logits
+from seqmia.params.target import TargetParams
+from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids
+from seqmia.seeding import make_generator
 
 # Every file of a checkpoint target lives here, so one DVC dependency covers them all.
 TARGET_DIR = "target"
@@ -332,3 +336,39 @@ def target_record(
         "sha256": {key: file_sha256(path) for key, path in files.items()},
         "preprocessing": dataclasses.asdict(spec),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# The given target of a run (``target.*`` and ``train.*`` sections)
+
+
+def target_preprocessing(target: TargetParams) -> Preprocessing:
+    """The input preprocessing the given target expects (``target.mean/std/resize/channels``)."""
+    return Preprocessing(target.mean, target.std, target.resize, target.channels)
+
+
+def load_given_target(
+    root: Path, target: TargetParams, train: TrainParams, dataset: Mapping[str, np.ndarray],
+    device: torch.device,
+) -> nn.Module:  # fmt: skip
+    """The checkpoint target of ``target.*`` (files under ``root``), loaded (weights only for
+    state dicts) and ready to query on ``device``. Without a factory, the module is
+    ``train.model`` built for the input the target takes, which its preprocessing may resize."""
+    path = target_file(root, target.checkpoint, "target.checkpoint")
+    if target.factory:
+        build = load_factory(target.factory)
+    else:
+        spec = target_preprocessing(target)
+        shape = tuple(target_input(dataset, np.arange(1), spec).shape[1:])
+        classes = num_classes(dataset)
+        build = lambda: new_model(train, shape, classes, make_generator(0, "load"))  # noqa: E731
+    name = architecture(target.checkpoint, target.factory, train.model)
+    return load_target(path, build, name, device)
+
+
+def query_given_target(
+    target: TargetParams, dataset: Mapping[str, np.ndarray], model: nn.Module, ids: np.ndarray,
+    batch: int = 500,
+) -> torch.Tensor:  # fmt: skip
+    """Logits (n, classes) of the given target on samples ``ids`` (n,), preprocessed its way."""
+    return target_logits(model, target_input(dataset, ids, target_preprocessing(target)), batch)

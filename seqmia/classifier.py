@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from seqmia.artifacts import load_state_dict
-from seqmia.config import TrainParams
 from seqmia.models import ModelOptions, build_model
+from seqmia.params.train import TrainParams
 from seqmia.seeding import make_generator
 
 

@@ -13,7 +13,7 @@ from seqmia.inference import predict_logits
 from seqmia.training import EpochStats, Recipe, fit
 
 if TYPE_CHECKING:
-    from seqmia.config import DistillParams
+    from seqmia.params.distill import DistillParams
 
 
 def distill_epochs(distill: DistillParams, role: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict
 from seqmia.batches import stored_inputs
+from seqmia.checkpoint import load_given_target, query_given_target
 from seqmia.classifier import load_model, new_model
 from seqmia.data.inputs import input_shape
 from seqmia.distill import distill, distill_epochs
@@ -22,7 +23,6 @@ from seqmia.seeding import make_generator
 from seqmia.training import epoch_logger, fit_options, recipe_from
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.stopping import raise_if_stopped, stop_requested
-from tasks.target import load_given_target, query_target
 
 
 @task(**ARTEFACT_TASK, task_run_name="distill-{role}")
@@ -39,8 +39,8 @@ def distill_role(
     inputs, _ = stored_inputs(dataset, ids, device)  # the labels are never used
     shape, classes = input_shape(dataset["x"]), len(dataset["classes"])
     if role == "target" and given is not None:
-        model = load_given_target(given, train, layout, device)
-        teacher = query_target(given, layout, model, ids)
+        model = load_given_target(layout.root, given, train, dataset, device)
+        teacher = query_given_target(given, dataset, model, ids)
     else:
         teacher = load_model(train, shape, classes, layout.model_file(role), device)
     generator = make_generator(seed, "distill", role)

@@ -1,23 +1,16 @@
-"""Partition: five disjoint parts (class-balanced or class-stratified), saved as Parquet; around
-the member lists of a given target when there is one."""
+"""Partition: five disjoint parts (class-balanced or class-stratified), saved as Parquet. Around
+a given target's member lists instead: ``tasks.target.partition_around_target``."""
 
 from __future__ import annotations
 
-import torch
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import read_json, write_parquet
-from seqmia.checkpoint import check_target_runs, target_file
-from seqmia.data.readers import data_root
+from seqmia.artifacts import write_parquet
 from seqmia.layout import Layout
-from seqmia.members import member_lists
 from seqmia.params.partition import PARTS, PartitionParams
-from seqmia.params.target import TargetParams
-from seqmia.params.train import TrainParams
-from seqmia.partition import check_disjoint, given_target_partition, make_partition, role_counts
+from seqmia.partition import check_disjoint, make_partition, role_counts
 from seqmia.seeding import derive_seed
 from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.target import load_given_target, preprocessing
 
 
 @task(**ARTEFACT_TASK)
@@ -30,29 +23,4 @@ def partition_dataset(sizes: PartitionParams, seed: int, layout: Layout) -> dict
     write_parquet(layout.partition_file, frame)
     counts = role_counts(frame)
     get_run_logger().info("partition of %d samples: %s", len(frame), counts)
-    return counts
-
-
-@task(**ARTEFACT_TASK)
-def partition_around_target(
-    sizes: PartitionParams, target: TargetParams, train: TrainParams, seed: int, layout: Layout
-) -> dict[str, int]:
-    """Check the given target (lists, checkpoint, a trial query) before any work, then deal
-    target_in/out from its member lists and the other parts from samples in neither list."""
-    dataset = load_prepared(layout.dataset_file)
-    files = {f"target.{k}": target_file(layout.root, getattr(target, k), f"target.{k}")
-             for k in ("members", "nonmembers")}  # fmt: skip
-    source = read_json(layout.dataset_info).get("source", "")
-    members, nonmembers = member_lists(files, len(dataset["y"]), source, data_root())
-    model = load_given_target(target, train, layout, torch.device("cpu"))
-    check_target_runs(model, dataset, members[:2], preprocessing(target))
-    requested = {part: getattr(sizes, part) for part in PARTS}
-    frame = given_target_partition(
-        dataset["y"], members, nonmembers, requested, derive_seed(seed, "partition"), sizes.unit
-    )
-    check_disjoint(frame)
-    write_parquet(layout.partition_file, frame)
-    counts = role_counts(frame)
-    get_run_logger().info("given target: %d members, %d non-members listed; partition %s",
-                          len(members), len(nonmembers), counts)  # fmt: skip
     return counts

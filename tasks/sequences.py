@@ -8,6 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_parquet
+from seqmia.checkpoint import load_given_target, query_given_target
 from seqmia.classifier import load_model
 from seqmia.data.inputs import input_shape, num_classes
 from seqmia.data.samples import attack_samples, population_samples
@@ -20,7 +21,6 @@ from seqmia.params.train import TrainParams
 from seqmia.querying import final_logits_frame, metric_sequences, population_frame
 from seqmia.runtime import resolve_device
 from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
-from tasks.target import load_given_target, query_target
 
 
 def model_series(epochs: int, layout: Layout, role: str) -> list[Path]:
@@ -43,8 +43,8 @@ def query(path: Path, role: str, ids, inputs, target: TargetParams, train: Train
     original model, when ``target.source`` is checkpoint) queried its own way on samples ``ids``."""
     dataset, dev = load_prepared(layout.dataset_file), resolve_device(device)
     if role == "target" and target.source == "checkpoint" and path == layout.model_file(role):
-        model = load_given_target(target, train, layout, dev)
-        return query_target(target, layout, model, ids, batch)
+        model = load_given_target(layout.root, target, train, dataset, dev)
+        return query_given_target(target, dataset, model, ids, batch)
     model = load_model(train, input_shape(dataset["x"]), num_classes(dataset), path, dev)
     return predict_logits(model, inputs, batch_size=batch)
 

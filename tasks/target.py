@@ -1,32 +1,31 @@
-"""A given (checkpoint) target: load it, query it and record it. Only used when ``target.source``
-is ``checkpoint``; the partition around its member lists is ``tasks.partition``."""
+"""A given (checkpoint) target: the partition around its member lists, and its record. Only
+used when ``target.source`` is ``checkpoint``; loading and querying it is ``seqmia.checkpoint``."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import write_json
+from seqmia.artifacts import read_json, write_json, write_parquet
 from seqmia.checkpoint import (
     EXPORTED_SUFFIX,
-    Preprocessing,
     architecture,
-    load_factory,
-    load_target,
+    check_target_runs,
+    load_given_target,
     target_file,
-    target_input,
-    target_logits,
+    target_preprocessing,
     target_record,
 )
-from seqmia.classifier import new_model
-from seqmia.data.inputs import num_classes
+from seqmia.data.readers import data_root
 from seqmia.layout import Layout
+from seqmia.members import member_lists
+from seqmia.params.partition import PARTS, PartitionParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
+from seqmia.partition import check_disjoint, given_target_partition, role_counts
 from seqmia.runtime import resolve_device
-from seqmia.seeding import make_generator
+from seqmia.seeding import derive_seed
 from tasks.common import ARTEFACT_TASK, load_prepared
 
 
@@ -38,45 +37,42 @@ def import_export_machinery(target: TargetParams) -> None:
         import torch._dynamo  # noqa: F401
 
 
-def preprocessing(target: TargetParams) -> Preprocessing:
-    """The input preprocessing the target expects (``target.*``)."""
-    return Preprocessing(target.mean, target.std, target.resize, target.channels)
-
-
-def load_given_target(
-    target: TargetParams, train: TrainParams, layout: Layout, device: torch.device
-) -> torch.nn.Module:
-    """The checkpoint target, loaded (weights only for state dicts) and ready to query."""
+@task(**ARTEFACT_TASK)
+def partition_around_target(
+    sizes: PartitionParams, target: TargetParams, train: TrainParams, seed: int, layout: Layout
+) -> dict[str, int]:
+    """Check the given target (lists, checkpoint, a trial query) before any work, then deal
+    target_in/out from its member lists and the other parts from samples in neither list."""
     dataset = load_prepared(layout.dataset_file)
-    path = target_file(layout.root, target.checkpoint, "target.checkpoint")
-    if target.factory:
-        build = load_factory(target.factory)
-    else:  # built for the input the target takes, which its preprocessing may resize
-        shape = tuple(target_input(dataset, np.arange(1), preprocessing(target)).shape[1:])
-        classes = num_classes(dataset)
-        build = lambda: new_model(train, shape, classes, make_generator(0, "load"))  # noqa: E731
-    name = architecture(target.checkpoint, target.factory, train.model)
-    return load_target(path, build, name, device)
-
-
-def query_target(
-    target: TargetParams, layout: Layout, model: torch.nn.Module, ids: np.ndarray, batch: int = 500
-) -> torch.Tensor:
-    """Logits (n, classes) of the given target on samples ``ids``, preprocessed its way."""
-    inputs = target_input(load_prepared(layout.dataset_file), ids, preprocessing(target))
-    return target_logits(model, inputs, batch)
+    files = {f"target.{k}": target_file(layout.root, getattr(target, k), f"target.{k}")
+             for k in ("members", "nonmembers")}  # fmt: skip
+    source = read_json(layout.dataset_info).get("source", "")
+    members, nonmembers = member_lists(files, len(dataset["y"]), source, data_root())
+    model = load_given_target(layout.root, target, train, dataset, torch.device("cpu"))
+    check_target_runs(model, dataset, members[:2], target_preprocessing(target))
+    requested = {part: getattr(sizes, part) for part in PARTS}
+    frame = given_target_partition(
+        dataset["y"], members, nonmembers, requested, derive_seed(seed, "partition"), sizes.unit
+    )
+    check_disjoint(frame)
+    write_parquet(layout.partition_file, frame)
+    counts = role_counts(frame)
+    get_run_logger().info("given target: %d members, %d non-members listed; partition %s",
+                          len(members), len(nonmembers), counts)  # fmt: skip
+    return counts
 
 
 @task(**ARTEFACT_TASK, task_run_name="record-target")
 def record_target(target: TargetParams, train: TrainParams, device: str, layout: Layout) -> dict:
     """Validate the given target and write its report in the trained targets' format."""
-    model = load_given_target(target, train, layout, resolve_device(device))
+    dataset = load_prepared(layout.dataset_file)
+    model = load_given_target(layout.root, target, train, dataset, resolve_device(device))
     files = {k: target_file(layout.root, getattr(target, k), f"target.{k}")
              for k in ("checkpoint", "members", "nonmembers")}  # fmt: skip
     report = target_record(
-        model, load_prepared(layout.dataset_file), pd.read_parquet(layout.partition_file),
-        preprocessing(target), architecture(target.checkpoint, target.factory, train.model),
-        files, target.checkpoint, target.factory,
+        model, dataset, pd.read_parquet(layout.partition_file), target_preprocessing(target),
+        architecture(target.checkpoint, target.factory, train.model), files, target.checkpoint,
+        target.factory,
     )  # fmt: skip
     write_json(layout.model_report("target"), report)
     get_run_logger().info(
