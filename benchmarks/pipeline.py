@@ -127,6 +127,30 @@ print(json.dumps(res))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def torch_import_seconds(workdir: Path, env: dict[str, str], tries: int = 3) -> float:
+    """Median seconds of ``import torch`` in a fresh interpreter (the part of a model stage's
+    fixed cost that its model work needs anyway, as the bare loop does)."""
+    code = "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)"
+    times = sorted(
+        float(subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env,
+                             capture_output=True, text=True, check=True).stdout)
+        for _ in range(tries)
+    )  # fmt: skip
+    return times[len(times) // 2]
+
+
+def stages_importing_torch(workdir: Path, env: dict[str, str]) -> set[str]:
+    """The stages whose flow module imports torch when it is loaded (partition imports it later,
+    and only for a given target)."""
+    code = "import sys\n__import__(sys.argv[1])\nprint('torch' in sys.modules)"
+    return {
+        stage
+        for stage in STAGES
+        if subprocess.run([sys.executable, "-c", code, f"flows.{stage}"], cwd=workdir, env=env,
+                          capture_output=True, text=True, check=True).stdout.strip() == "True"
+    }  # fmt: skip
+
+
 def compare_metrics(new: dict, old: dict) -> str:
     """One sentence: the two metrics documents are equal, or which dotted keys differ."""
 
@@ -187,23 +211,25 @@ def main() -> None:
     rerun = [s for s in STAGES if f"Running stage '{s}'" in log]
 
     bare = bare_loop(args.workdir, params)
+    torch_s = torch_import_seconds(args.workdir, env)
+    with_torch = stages_importing_torch(args.workdir, env)
     samples = stage_samples(params)
     # One bare training epoch over the target's members: the unit that makes stage times
     # comparable across machines.
     bare_epoch = params["partition"]["target_in"] * 10 / bare["train"]
     lines = [
         f"Configuration: {args.params.name}; {os.cpu_count()} CPUs; device {params['device']}; "
-        f"one bare training epoch = {bare_epoch:.2f} s.",
+        f"one bare training epoch = {bare_epoch:.2f} s; `import torch` = {torch_s:.2f} s.",
         "",
-        "| stage | wall s | share % | bare epochs | fixed cost s | peak MiB | images/s "
-        "| bare PyTorch images/s | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | wall s | share % | bare epochs | fixed cost s | of it torch import s "
+        "| peak MiB | images/s | bare PyTorch images/s | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     bare_total = 0.0
     for stage, wall, fixed, peak in rows:
         common = (
             f"| {stage} | {wall:.1f} | {100 * wall / total:.1f} | {wall / bare_epoch:.1f} "
-            f"| {fixed:.1f} | {peak:.0f} "
+            f"| {fixed:.1f} | {torch_s if stage in with_torch else 0:.1f} | {peak:.0f} "
         )
         if stage in samples:
             rate = samples[stage] / wall
@@ -214,7 +240,8 @@ def main() -> None:
             lines.append(f"{common}| | | |")
     lines += [
         f"| **full run** | {total:.1f} | 100 | {total / bare_epoch:.1f} "
-        f"| {sum(r[2] for r in rows):.1f} | {max(r[3] for r in rows):.0f} | | | |",
+        f"| {sum(r[2] for r in rows):.1f} | {torch_s * len(with_torch):.1f} "
+        f"| {max(r[3] for r in rows):.0f} | | | |",
         "",
         f"Whole run {total:.1f} s against {bare_total:.1f} s for the bare loop doing the model "
         f"work of {', '.join(s for s in samples)} ({total / bare_total:.2f}x; the other stages "

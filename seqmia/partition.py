@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -197,3 +198,25 @@ def given_target_partition(
             )
     dealt = [(pools[pool], parts) for pool, parts in pool_parts.items()]
     return deal(labels, classes, counts, dealt, seed)
+
+
+def check_partition_matches(
+    partition: pd.DataFrame, labels: np.ndarray, part_path: Path | str, data_path: Path | str
+) -> None:
+    """Refuse a partition (``sample_id``, ``label``, ``role``) that does not index the prepared
+    dataset of labels (N,): ids out of range or other labels mean another dataset's partition."""
+    ids = partition["sample_id"].to_numpy(np.int64)
+    hint = "rerun the partition stage (`dvc repro partition`) or restore both with `dvc checkout`"
+    outside = (ids < 0) | (ids >= len(labels))
+    if outside.any():
+        raise UserError(
+            f"partition {part_path} names sample ids {ids.min()}..{ids.max()}, but the prepared "
+            f"dataset {data_path} holds {len(labels)} samples ({int(outside.sum())} ids out of "
+            f"range): they belong to different datasets; {hint}"
+        )
+    differ = int((labels[ids] != partition["label"].to_numpy()).sum())
+    if differ:
+        raise UserError(
+            f"partition {part_path} gives {differ} of its {len(ids)} samples other labels than "
+            f"the prepared dataset {data_path}: they belong to different datasets; {hint}"
+        )

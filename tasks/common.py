@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from seqmia.artifacts import RESTORE_HINT, load_npz, load_state_dict, read_json
 from seqmia.errors import DamagedFileError, UserError, first_line
+from seqmia.partition import check_partition_matches
 
 # Keyword arguments of every task that writes artefacts (see tasks/__init__.py).
 ARTEFACT_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -88,25 +89,3 @@ def check_inputs(paths: list[Path]) -> None:
     ]
     for (data_path, dataset), (part_path, partition) in zip(datasets, partitions, strict=False):
         check_partition_matches(partition, dataset["y"], part_path, data_path)
-
-
-def check_partition_matches(
-    partition: pd.DataFrame, labels: np.ndarray, part_path: Path, data_path: Path
-) -> None:
-    """Refuse a partition (``sample_id``, ``label``, ``role``) that does not index the prepared
-    dataset of labels (N,): ids out of range or other labels mean another dataset's partition."""
-    ids = partition["sample_id"].to_numpy(np.int64)
-    hint = "rerun the partition stage (`dvc repro partition`) or restore both with `dvc checkout`"
-    outside = (ids < 0) | (ids >= len(labels))
-    if outside.any():
-        raise UserError(
-            f"partition {part_path} names sample ids {ids.min()}..{ids.max()}, but the prepared "
-            f"dataset {data_path} holds {len(labels)} samples ({int(outside.sum())} ids out of "
-            f"range): they belong to different datasets; {hint}"
-        )
-    differ = int((labels[ids] != partition["label"].to_numpy()).sum())
-    if differ:
-        raise UserError(
-            f"partition {part_path} gives {differ} of its {len(ids)} samples other labels than "
-            f"the prepared dataset {data_path}: they belong to different datasets; {hint}"
-        )

@@ -173,3 +173,16 @@ def test_deal_shuffles_each_class_once_and_deals_pools_in_order():
     assert role_counts(frame) == {
         "target_in": 2, "target_out": 2, "shadow_in": 2, "shadow_out": 2, "distill": 0,
     }  # fmt: skip
+
+
+def test_a_partition_of_another_dataset_is_refused_by_ids_and_by_labels():
+    from seqmia.errors import UserError
+    from seqmia.partition import check_partition_matches
+
+    labels = np.array([0, 1, 0, 1])
+    ours = pd.DataFrame({"sample_id": [0, 3], "label": [0, 1], "role": ["distill"] * 2})
+    check_partition_matches(ours, labels, "p", "d")  # indexes these labels: accepted
+    with pytest.raises(UserError, match="ids 0..7.*holds 4 samples"):
+        check_partition_matches(ours.assign(sample_id=[0, 7]), labels, "p", "d")
+    with pytest.raises(UserError, match="gives 1 of its 2 samples other labels"):
+        check_partition_matches(ours.assign(label=[1, 1]), labels, "p", "d")

@@ -3,8 +3,12 @@ stage that runs a model (and by prepare, which computes the normalisation); no f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where a tensor is made: prepare needs the arithmetic, not torch
+    import torch
 
 
 def is_image(x: np.ndarray) -> bool:
@@ -44,6 +48,8 @@ def to_model_input(
     Converts ``chunk`` samples at a time into the one output array, so the float temporaries of
     the arithmetic never exceed one chunk (the values are the same as converting all at once).
     """
+    import torch
+
     if not is_image(x):
         xf = (x.astype(np.float32) - mean) / std
         return torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))

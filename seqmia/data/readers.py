@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from seqmia.errors import DamagedFileError, UserError, first_line
 
@@ -137,8 +136,9 @@ def _decode(blob: bytes) -> np.ndarray:
     torchvision's decoder (JPEG, PNG, GIF, WebP) is about 4x faster than PIL's on small images;
     PIL reads every other format.
     """
-    # Imported here: only the prepare stage decodes images, and torchvision takes about 2 s to
-    # import, which every model stage would otherwise pay at start-up.
+    # Imported here: only image folders are decoded, and torch with torchvision takes about 3 s
+    # to import, which every other stage and dataset would otherwise pay at start-up.
+    import torch
     from PIL import Image
     from torchvision.io import decode_image
 
