@@ -8,11 +8,16 @@ lets the attacker calibrate a decision threshold on its own data.
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import save_state_dict, write_json, write_parquet
-from seqmia.data.samples import attack_samples, population_samples, sample_tensors
+from seqmia.batches import stored_inputs
+from seqmia.classifier import new_model
+from seqmia.data.inputs import input_shape, num_classes
+from seqmia.data.samples import attack_samples, population_samples
 from seqmia.inference import predict_logits
 from seqmia.layout import Layout
 from seqmia.lira import reference_logits_table, reference_training_ids
@@ -21,9 +26,9 @@ from seqmia.params.reference import ReferenceParams
 from seqmia.params.train import TrainParams
 from seqmia.runtime import resolve_device
 from seqmia.seeding import make_generator
-from tasks.classifier import train_classifier
-from tasks.common import ARTEFACT_TASK, load_prepared
-from tasks.stopping import raise_if_stopped
+from seqmia.training import epoch_logger, fit_options, recipe_from, train_classifier
+from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
+from tasks.stopping import raise_if_stopped, stop_requested
 
 
 @task(**ARTEFACT_TASK, task_run_name="reference-{index}")
@@ -33,14 +38,21 @@ def train_reference(
 ) -> dict:  # fmt: skip
     """Train reference model ``index``; save it, its report and its logits on every attack
     sample (with whether it trained on that sample) and on RMIA's population samples."""
+    logger, device = get_run_logger(), resolve_device(device)
     dataset = load_prepared(layout.dataset_file)
     partition = pd.read_parquet(layout.partition_file)
     ids, left_out = reference_training_ids(partition, index, reference.models, seed)
+    generator = make_generator(seed, "reference", str(index))
+    model = new_model(train, input_shape(dataset["x"]), num_classes(dataset), generator)
+    started = time.perf_counter()
     model, report = train_classifier(
-        train, dataset, sample_tensors(dataset, ids), sample_tensors(dataset, left_out),
-        make_generator(seed, "reference", str(index)), resolve_device(device),
-        get_run_logger(), label=f"reference {index}",
+        model.to(device), stored_inputs(dataset, ids, device),
+        stored_inputs(dataset, left_out, device), recipe_from(train), generator,
+        on_epoch=epoch_logger(logger, f"reference {index} train", train.epochs),
+        should_stop=stop_requested, **fit_options(train, device),
     )  # fmt: skip
+    record_timing(f"reference {index} train", time.perf_counter() - started)
+    report = {"model": train.model, **report}
     attack = {}
     for role in ROLES:
         samples, inputs, _ = attack_samples(dataset, partition, role)
