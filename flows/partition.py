@@ -12,7 +12,7 @@ def partition_flow(params_file: str = "params.yaml") -> dict:
     params, layout = setup(params_file)
     if params.target.source == "checkpoint":  # a given target: its member lists fix its parts
         # Imported here: only a given target needs torch, so the usual run does not pay for it.
-        from tasks.target import partition_around_target
+        from tasks.target_partition import partition_around_target
 
         return partition_around_target(
             params.partition, params.target, params.train, params.seed, layout

@@ -65,6 +65,11 @@ class Layout:
     def snapshot_file(self, role: str, epoch: int) -> Path:
         return self.snapshots_dir / role / f"epoch_{epoch:03d}.pt"
 
+    def model_series(self, role: str, epochs: int) -> list[Path]:
+        """Snapshots s1 … sn (n = ``epochs``) of ``role`` in chronological order, then the
+        original model s(n+1): the models a role's metric sequences are queried from."""
+        return [*(self.snapshot_file(role, e) for e in range(1, epochs + 1)), self.model_file(role)]
+
     @property
     def sequences_dir(self) -> Path:
         return self.root / "data" / "sequences"

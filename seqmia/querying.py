@@ -4,13 +4,36 @@ sequences as they arrive, and logits stored as tables."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from seqmia.checkpoint import load_given_target, query_given_target
+from seqmia.classifier import load_model
+from seqmia.data.inputs import input_shape, num_classes
+from seqmia.inference import predict_logits
 from seqmia.metrics import compute_metrics
+from seqmia.params.target import TargetParams
+from seqmia.params.train import TrainParams
 from seqmia.sequences import sequence_frame
+
+
+def model_logits(
+    path: Path, train: TrainParams, dataset: dict[str, np.ndarray], inputs: torch.Tensor,
+    ids: np.ndarray, batch: int, device: torch.device, given: TargetParams | None = None,
+    root: Path | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Logits (N, C) of the ``train.model`` saved at ``path`` on ``inputs`` (N, ...), ``batch``
+    samples at a time. With ``given`` (the ``target`` section of a checkpoint target), of that
+    target instead: loaded from its files under the repository ``root`` and queried its own way on
+    the prepared samples ``ids`` (N,)."""
+    if given is not None:
+        model = load_given_target(root, given, train, dataset, device)
+        return query_given_target(given, dataset, model, ids, batch)
+    model = load_model(train, input_shape(dataset["x"]), num_classes(dataset), path, device)
+    return predict_logits(model, inputs, batch_size=batch)
 
 
 def metric_sequences(

@@ -23,36 +23,28 @@ from seqmia.report import render_report
 from tasks.common import ARTEFACT_TASK, check_inputs
 
 
-def check_evaluate_inputs(references: int, layout: Layout) -> None:
-    """Load every artefact the stage reads (attack summary and weights, sequences, logits,
-    baseline scores, ``references`` reference models' logits, model reports) before any
-    scoring."""
+def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
+    """Every artefact the stage reads (attack summary and weights, sequences, logits, baseline
+    scores, ``references`` reference models' logits, model reports), each checked to load before
+    any is used, so a missing or damaged one stops the stage before any scoring."""
     check_inputs([layout.attack_summary_file])
-    members = read_json(layout.attack_summary_file).get("ensemble", 1)
-    check_inputs([
-        *(layout.attack_member_file(k) for k in range(1, members + 1)),
-        layout.sequences_file("target"), layout.baseline_scores_file,
-        *(f(role) for role in ROLES for f in (layout.final_logits_file,
-                                              layout.population_logits_file, layout.model_report)),
-        *(f(i) for i in range(1, references + 1) for f in (layout.reference_logits_file,
-                                                           layout.reference_report)),
-    ])  # fmt: skip
-
-
-def load_audit_inputs(references: int, layout: Layout) -> AuditInputs:
-    """Read the stage's artefacts (see ``check_evaluate_inputs``)."""
     summary = read_json(layout.attack_summary_file)
-    members = range(1, summary.get("ensemble", 1) + 1)
+    members, refs = range(1, summary.get("ensemble", 1) + 1), range(1, references + 1)
+    check_inputs([
+        *(layout.attack_member_file(k) for k in members), layout.sequences_file("target"),
+        layout.baseline_scores_file,
+        *(f(r) for r in ROLES for f in (layout.final_logits_file, layout.population_logits_file,
+                                        layout.model_report)),
+        *(f(i) for i in refs for f in (layout.reference_logits_file, layout.reference_report)),
+    ])  # fmt: skip
     reports = {role: read_json(layout.model_report(role)) for role in ROLES}
-    for i in range(1, references + 1):  # test accuracy: on the pool left out
-        reports[f"reference_{i}"] = read_json(layout.reference_report(i))
+    reports |= {f"reference_{i}": read_json(layout.reference_report(i)) for i in refs}
     return AuditInputs(
         sequences=pd.read_parquet(layout.sequences_file("target")), attack_summary=summary,
         attack_weights=[load_state_dict(layout.attack_member_file(k)) for k in members],
         final_logits={r: pd.read_parquet(layout.final_logits_file(r)) for r in ROLES},
         population_logits={r: pd.read_parquet(layout.population_logits_file(r)) for r in ROLES},
-        reference_logits=[pd.read_parquet(layout.reference_logits_file(i))
-                          for i in range(1, references + 1)],
+        reference_logits=[pd.read_parquet(layout.reference_logits_file(i)) for i in refs],
         trained_scores=pd.read_parquet(layout.baseline_scores_file), model_reports=reports,
     )  # fmt: skip
 
@@ -65,7 +57,7 @@ def evaluate_attacks(
     """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG, per-sample scores and
     the HTML report (which lists ``run_params``, the whole of params.yaml)."""
     result = audit(
-        load_audit_inputs(references, layout), evaluate.fpr_targets, evaluate.bootstrap,
+        read_audit_inputs(references, layout), evaluate.fpr_targets, evaluate.bootstrap,
         rmia.offline_a, rmia.gamma, rmia.population, seed,
     )  # fmt: skip
     for name, curve in result.curves.items():

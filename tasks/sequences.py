@@ -2,51 +2,32 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.artifacts import write_parquet
-from seqmia.checkpoint import load_given_target, query_given_target
-from seqmia.classifier import load_model
-from seqmia.data.inputs import input_shape, num_classes
 from seqmia.data.samples import attack_samples, population_samples
-from seqmia.inference import predict_logits
 from seqmia.layout import Layout
 from seqmia.params.partition import ROLES
 from seqmia.params.sequences import SequencesParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
-from seqmia.querying import final_logits_frame, metric_sequences, population_frame
+from seqmia.querying import final_logits_frame, metric_sequences, model_logits, population_frame
 from seqmia.runtime import resolve_device
 from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
-
-
-def model_series(epochs: int, layout: Layout, role: str) -> list[Path]:
-    """Snapshots s1 … sn (n = ``epochs``) of ``role`` in chronological order, then the original
-    model s(n+1)."""
-    return [*(layout.snapshot_file(role, e) for e in range(1, epochs + 1)), layout.model_file(role)]
 
 
 def check_sequences_inputs(epochs: int, target: TargetParams, layout: Layout) -> None:
     """Load the prepared data, the partition and every model the stage queries, before any query
     (a given target checkpoint is read its own way and is not an artefact)."""
     given = layout.model_file("target") if target.source == "checkpoint" else None
-    models = [p for role in ROLES for p in model_series(epochs, layout, role) if p != given]
+    models = [p for role in ROLES for p in layout.model_series(role, epochs) if p != given]
     check_inputs([layout.dataset_file, layout.partition_file, *models])
 
 
-def query(path: Path, role: str, ids, inputs, target: TargetParams, train: TrainParams,
-          device: str, batch: int, layout: Layout):  # fmt: skip
-    """Logits (N, C) of the model at ``path`` on ``inputs`` (N, ...); the given target (its
-    original model, when ``target.source`` is checkpoint) queried its own way on samples ``ids``."""
-    dataset, dev = load_prepared(layout.dataset_file), resolve_device(device)
-    if role == "target" and target.source == "checkpoint" and path == layout.model_file(role):
-        model = load_given_target(layout.root, target, train, dataset, dev)
-        return query_given_target(target, dataset, model, ids, batch)
-    model = load_model(train, input_shape(dataset["x"]), num_classes(dataset), path, dev)
-    return predict_logits(model, inputs, batch_size=batch)
+def given_target(role: str, target: TargetParams) -> TargetParams | None:
+    """The ``target`` section when ``role``'s original model is a given checkpoint, else None."""
+    return target if role == "target" and target.source == "checkpoint" else None
 
 
 @task(**ARTEFACT_TASK, task_run_name="sequences-{role}")
@@ -56,8 +37,10 @@ def write_sequences(role: str, epochs: int, sequences: SequencesParams, target: 
     final model's logits for the baselines."""
     dataset, partition = load_prepared(layout.dataset_file), pd.read_parquet(layout.partition_file)
     samples, inputs, labels = attack_samples(dataset, partition, role)
-    ids, series = samples["sample_id"].to_numpy(), model_series(epochs, layout, role)
-    logits = (query(p, role, ids, inputs, target, train, device, sequences.batch_size, layout)
+    ids, series = samples["sample_id"].to_numpy(), layout.model_series(role, epochs)
+    given, dev = given_target(role, target), resolve_device(device)
+    logits = (model_logits(p, train, dataset, inputs, ids, sequences.batch_size, dev,
+                           given if p == series[-1] else None, layout.root)
               for p in series)  # fmt: skip
     frame, final = metric_sequences(samples, labels, logits, list(sequences.metrics))
     write_parquet(layout.sequences_file(role), frame)
@@ -74,8 +57,9 @@ def write_population_logits(role: str, sequences: SequencesParams, target: Targe
     the attacker's own data)."""
     dataset, partition = load_prepared(layout.dataset_file), pd.read_parquet(layout.partition_file)
     population, inputs, _ = population_samples(dataset, partition)
-    ids = population["sample_id"].to_numpy()
-    logits = query(layout.model_file(role), role, ids, inputs, target, train, device,
-                   sequences.batch_size, layout).numpy()  # fmt: skip
+    logits = model_logits(
+        layout.model_file(role), train, dataset, inputs, population["sample_id"].to_numpy(),
+        sequences.batch_size, resolve_device(device), given_target(role, target), layout.root,
+    ).numpy()  # fmt: skip
     write_parquet(layout.population_logits_file(role), population_frame(population, logits))
     return {"role": role, "population": len(population)}

@@ -1,31 +1,25 @@
-"""A given (checkpoint) target: the partition around its member lists, and its record. Only
-used when ``target.source`` is ``checkpoint``; loading and querying it is ``seqmia.checkpoint``."""
+"""A given (checkpoint) target: its record in the trained targets' format. Only used when
+``target.source`` is ``checkpoint``; loading and querying it is ``seqmia.checkpoint``, the
+partition around its member lists ``tasks.target_partition``."""
 
 from __future__ import annotations
 
 import pandas as pd
-import torch
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import read_json, write_json, write_parquet
+from seqmia.artifacts import write_json
 from seqmia.checkpoint import (
     EXPORTED_SUFFIX,
     architecture,
-    check_target_runs,
     load_given_target,
     target_file,
     target_preprocessing,
     target_record,
 )
-from seqmia.data.readers import data_root
 from seqmia.layout import Layout
-from seqmia.members import member_lists
-from seqmia.params.partition import PARTS, PartitionParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
-from seqmia.partition import check_disjoint, given_target_partition, role_counts
 from seqmia.runtime import resolve_device
-from seqmia.seeding import derive_seed
 from tasks.common import ARTEFACT_TASK, load_prepared
 
 
@@ -35,31 +29,6 @@ def import_export_machinery(target: TargetParams) -> None:
     task builds; two threads doing that at once can meet a half-initialised module."""
     if target.source == "checkpoint" and target.checkpoint.endswith(EXPORTED_SUFFIX):
         import torch._dynamo  # noqa: F401
-
-
-@task(**ARTEFACT_TASK)
-def partition_around_target(
-    sizes: PartitionParams, target: TargetParams, train: TrainParams, seed: int, layout: Layout
-) -> dict[str, int]:
-    """Check the given target (lists, checkpoint, a trial query) before any work, then deal
-    target_in/out from its member lists and the other parts from samples in neither list."""
-    dataset = load_prepared(layout.dataset_file)
-    files = {f"target.{k}": target_file(layout.root, getattr(target, k), f"target.{k}")
-             for k in ("members", "nonmembers")}  # fmt: skip
-    source = read_json(layout.dataset_info).get("source", "")
-    members, nonmembers = member_lists(files, len(dataset["y"]), source, data_root())
-    model = load_given_target(layout.root, target, train, dataset, torch.device("cpu"))
-    check_target_runs(model, dataset, members[:2], target_preprocessing(target))
-    requested = {part: getattr(sizes, part) for part in PARTS}
-    frame = given_target_partition(
-        dataset["y"], members, nonmembers, requested, derive_seed(seed, "partition"), sizes.unit
-    )
-    check_disjoint(frame)
-    write_parquet(layout.partition_file, frame)
-    counts = role_counts(frame)
-    get_run_logger().info("given target: %d members, %d non-members listed; partition %s",
-                          len(members), len(nonmembers), counts)  # fmt: skip
-    return counts
 
 
 @task(**ARTEFACT_TASK, task_run_name="record-target")

@@ -67,3 +67,37 @@ def test_logit_tables_keep_rows_and_add_one_column_per_class(samples) -> None:
     population = population_frame(samples[["sample_id", "label"]], logits.numpy()[:, :2])
     assert list(population.columns) == ["sample_id", "label", "logit_0", "logit_1"]
     assert population["logit_0"].tolist() == [1.5] * 4
+
+
+def test_model_logits_load_the_saved_model_and_query_it_in_batches(tmp_path) -> None:
+    from seqmia.artifacts import save_state_dict
+    from seqmia.classifier import new_model
+    from seqmia.config import load_params
+    from seqmia.data.inputs import normalisation_stats, to_model_input
+    from seqmia.querying import model_logits
+    from tests.conftest import REPO
+
+    train = load_params(REPO / "params.yaml").train
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (7, 8, 8, 3), dtype=np.uint8)
+    mean, std = normalisation_stats(x)
+    dataset = {"x": x, "y": np.zeros(7, np.int64), "classes": np.array(["a", "b"]),
+               "mean": mean, "std": std}  # fmt: skip
+    model = new_model(train, (3, 8, 8), 2, torch.Generator().manual_seed(1)).eval()
+    save_state_dict(tmp_path / "m.pt", model)
+    inputs = to_model_input(x, mean, std)
+    got = model_logits(tmp_path / "m.pt", train, dataset, inputs, np.arange(7), 3, "cpu")
+    with torch.no_grad():
+        expected = model(inputs)
+    assert got.shape == (7, 2)
+    torch.testing.assert_close(got, expected)
+
+
+def test_a_roles_model_series_is_its_snapshots_in_order_then_the_original(tmp_path) -> None:
+    from seqmia.layout import Layout
+
+    layout = Layout(tmp_path)
+    series = layout.model_series("shadow", 3)
+    assert series == [*(layout.snapshot_file("shadow", e) for e in (1, 2, 3)),
+                      layout.model_file("shadow")]  # fmt: skip
+    assert layout.model_series("target", 0) == [layout.model_file("target")]

@@ -352,7 +352,7 @@ def test_damaged_input_named_by_its_stage_check(tmp_path, name):
         ),
         "attack": lambda: tasks.attack.check_attack_inputs(layout),
         "baselines": lambda: tasks.baselines.shadow_metrics(layout),
-        "evaluate": lambda: tasks.evaluate.check_evaluate_inputs(params.reference.models, layout),
+        "evaluate": lambda: tasks.evaluate.read_audit_inputs(params.reference.models, layout),
     }[name]
     with pytest.raises(DamagedFileError) as err:
         check()
