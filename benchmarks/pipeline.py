@@ -140,9 +140,13 @@ def torch_import_seconds(workdir: Path, env: dict[str, str], tries: int = 3) -> 
 
 
 def stages_importing_torch(workdir: Path, env: dict[str, str]) -> set[str]:
-    """The stages whose flow module imports torch when it is loaded (partition imports it later,
-    and only for a given target)."""
-    code = "import sys\n__import__(sys.argv[1])\nprint('torch' in sys.modules)"
+    """The stages that import torch before their flow body starts: their flow module, or the
+    whole-file params validation every stage runs first (whose schema takes its names from the
+    core's registries)."""
+    code = (
+        "import sys\n__import__(sys.argv[1])\nfrom seqmia.params.schema import validate_file\n"
+        "validate_file('params.yaml')\nprint('torch' in sys.modules)"
+    )
     return {
         stage
         for stage in STAGES
