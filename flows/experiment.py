@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -161,6 +162,50 @@ def absolute_remotes(repo: Path, workspace: Path) -> None:
             )  # fmt: skip
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, read from /proc; where there is no
+    /proc, whether the group accepts a signal at all."""
+    proc_root = Path("/proc")
+    if not proc_root.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        return [pgid]
+    members = []
+    for entry in proc_root.iterdir():
+        try:
+            # /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or brackets.
+            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop ``proc`` and every process of its group: SIGTERM, then SIGKILL to what is left after
+    ``grace`` seconds. Waits for the whole group, not only ``proc``: a stage process that DVC
+    started can outlive ``dvc`` (its tasks' threads finish before the interpreter exits), and one
+    still writing into the workspace while it is removed leaves files behind."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader, so that it does not count as alive
+            if not group_members(proc.pid):
+                break
+            time.sleep(0.1)
+        else:
+            continue  # still running after the grace period: SIGKILL
+        break
+    proc.wait()
+
+
 def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
     """Run ``cmd`` in its own process group, sending each output line to the Prefect log as it
     comes. If this flow is cancelled or stopped meanwhile, the whole group is terminated (SIGTERM,
@@ -179,14 +224,9 @@ def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
             logger.info("%s", lines[-1])
         proc.wait()
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None or group_members(proc.pid):
             logger.warning("stopping %s (process group %d)", " ".join(cmd), proc.pid)
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
     output = "\n".join(lines)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")

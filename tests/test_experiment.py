@@ -113,3 +113,23 @@ def test_comparison_table_and_page_are_compact_and_offline() -> None:
     assert page.count("<polyline") == 2 * (1 + len(experiments))  # diagonal + one per experiment
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in page
+
+
+def test_stopping_a_stage_waits_for_its_whole_process_group() -> None:
+    # The leader (as `dvc`) dies at SIGTERM; a child in its group ignores SIGTERM (as a stage
+    # whose task threads keep running): it must be gone too before the workspace is removed.
+    import subprocess
+    import time
+
+    from flows.experiment import group_members, stop_group
+
+    proc = subprocess.Popen(
+        ["bash", "-c", "(trap '' TERM; sleep 60) & sleep 60"], start_new_session=True
+    )
+    deadline = time.monotonic() + 10
+    while len(group_members(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(group_members(proc.pid)) >= 2
+    stop_group(proc, grace=0.5)
+    assert group_members(proc.pid) == []
+    assert proc.returncode is not None
