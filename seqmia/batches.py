@@ -3,12 +3,11 @@ held as its stored rows (uint8 images), never as a float32 copy of the whole par
 
 from __future__ import annotations
 
-import mmap
-
 import numpy as np
 import torch
 
 from seqmia.data.inputs import is_image, to_model_input
+from seqmia.data.samples import gather_rows
 
 
 class NormalisedImages:
@@ -47,22 +46,6 @@ class NormalisedImages:
     def materialise(self) -> torch.Tensor:
         """The whole part as one float32 tensor (N, C, H, W) / (N, D) on ``device``."""
         return self[slice(None)]
-
-
-def gather_rows(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """A copy of the rows ``ids`` (n,) of ``x`` (N, ...).
-
-    Where ``x`` views a memory-mapped file (the prepared dataset), the mapping's pages are then
-    dropped from this process: the kernel maps about 64 KiB around every row read whatever the
-    access advice (fault-around), so gathering 2,500 scattered CIFAR-10 rows made nearly the
-    whole 176 MiB file resident (measured) and counted it in the stage's peak. The file stays in
-    the page cache, so a later read of it costs no disk access.
-    """
-    rows = x[ids]
-    mapping = getattr(x.base, "_mmap", None) if isinstance(x.base, np.memmap) else None
-    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
-        mapping.madvise(mmap.MADV_DONTNEED)
-    return rows
 
 
 def stored_inputs(

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from seqmia.artifacts import load_npz, save_state_dict, write_npz
-from seqmia.batches import NormalisedImages, gather_rows, stored_inputs
+from seqmia.batches import NormalisedImages, stored_inputs
 from seqmia.classifier import load_model, new_model
 from seqmia.config import load_params
 from seqmia.data.inputs import normalisation_stats, to_model_input
+from seqmia.data.samples import gather_rows
 from seqmia.inference import accuracy, predict_logits
 from seqmia.training import Recipe, epoch_logger, fit, fit_options, recipe_from, train_classifier
 from tests.conftest import REPO

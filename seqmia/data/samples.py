@@ -22,8 +22,7 @@ def sample_tensors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised inputs (n, C, H, W) or (n, D) and labels (n,) int64 of the samples ``ids`` (n,)
     of the prepared ``dataset`` (``x``, ``y``, ``mean``, ``std``)."""
-    rows = dataset["x"][ids]
-    release_pages(dataset["x"])
+    rows = gather_rows(dataset["x"], ids)
     x = to_model_input(rows, dataset["mean"], dataset["std"])
     y = torch.from_numpy(dataset["y"][ids].astype(np.int64))
     return x, y
@@ -41,6 +40,16 @@ def release_pages(array: np.ndarray) -> None:
     mapped = getattr(base, "_mmap", None)
     if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
         mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def gather_rows(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """A copy of the rows ``ids`` (n,) of ``x`` (N, ...), after which the pages of a
+    memory-mapped ``x`` are dropped (``release_pages``): the kernel maps about 64 KiB around every
+    row read whatever the access advice (fault-around), so gathering 2,500 scattered CIFAR-10 rows
+    made nearly the whole 176 MiB file resident (measured) and counted it in the stage's peak."""
+    rows = x[ids]
+    release_pages(x)
+    return rows
 
 
 def part_tensors(
