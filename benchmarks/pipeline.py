@@ -10,8 +10,11 @@ training, distillation and inference, so the ratios compare like with like on th
 
 Each stage's fixed cost is its wall time minus the seconds its flow body ran (the line
 ``flows/_stage.py`` prints at the end of a stage): interpreter start, imports, finding or
-starting the Prefect server, creating the flow run and DVC's own checks. The whole run is set
-against the sum of the bare loop's times for the same model work.
+starting the Prefect server, creating the flow run and DVC's own checks. The table splits it
+into DVC's part (the stage's wall time outside its own process, which also holds the process's
+exit), the start of the run's shared Prefect server (paid once per run, by the first stage),
+``import torch`` (which the model work needs, as the bare loop does) and the rest, the stage's
+own. The whole run is set against the sum of the bare loop's times for the same model work.
 
 Every stage's wall time is also given as a share of the run and in "bare epochs": seconds divided
 by the bare loop's time for one training epoch over the target's members, which takes out most of
@@ -37,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: make the repository importable
 
 from benchmarks.scratch_repo import make_scratch_repo  # noqa: E402
-from flows._stage import TIMING_PREFIX  # noqa: E402
+from flows._stage import PROCESS_PREFIX, SERVER_START_PREFIX, TIMING_PREFIX  # noqa: E402
 
 STAGES = tuple(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 # Stages whose work is another stage's kind of work, for the bare-PyTorch comparison.
@@ -59,10 +62,11 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float,
     return wall, usage.ru_maxrss / 1024, text
 
 
-def work_seconds(log: str) -> float | None:
-    """Seconds the stage's flow body ran, from the line the stage prints at its end."""
-    lines = [line for line in log.splitlines() if TIMING_PREFIX in line]
-    return float(lines[-1].split(TIMING_PREFIX)[1]) if lines else None
+def logged_seconds(log: str, prefix: str) -> float | None:
+    """The seconds on the stage's last ``prefix`` line (flows/_stage.py prints them at its end:
+    its flow body's, its process's, and the shared server's start if this stage started it)."""
+    lines = [line for line in log.splitlines() if prefix in line]
+    return float(lines[-1].split(prefix)[1]) if lines else None
 
 
 def stage_samples(params: dict) -> dict[str, int]:
@@ -140,9 +144,8 @@ def torch_import_seconds(workdir: Path, env: dict[str, str], tries: int = 3) -> 
 
 
 def stages_importing_torch(workdir: Path, env: dict[str, str]) -> set[str]:
-    """The stages that import torch before their flow body starts: their flow module, or the
-    whole-file params validation every stage runs first (whose schema takes its names from the
-    core's registries)."""
+    """The stages that import torch before their flow body starts: through their flow module,
+    or the whole-file params validation every stage runs first."""
     code = (
         "import sys\n__import__(sys.argv[1])\nfrom seqmia.params.schema import validate_file\n"
         "validate_file('params.yaml')\nprint('torch' in sys.modules)"
@@ -197,10 +200,13 @@ def main() -> None:
     rows, total = [], 0.0
     for stage in STAGES:
         wall, peak, log = run_measured(["dvc", "repro", "--single-item", stage], args.workdir, env)
-        work = work_seconds(log)
+        work = logged_seconds(log, TIMING_PREFIX)
         fixed = wall - work if work is not None else float("nan")
+        process = logged_seconds(log, PROCESS_PREFIX)
+        in_dvc = wall - process if process is not None else float("nan")
+        server = logged_seconds(log, SERVER_START_PREFIX) or 0.0
         total += wall
-        rows.append((stage, wall, fixed, peak))
+        rows.append((stage, wall, fixed, peak, in_dvc, server))
         print(
             f"{stage}: {wall:.1f} s, fixed cost {fixed:.1f} s, peak {peak:.0f} MiB",
             file=sys.stderr, flush=True,
@@ -225,15 +231,19 @@ def main() -> None:
         f"Configuration: {args.params.name}; {os.cpu_count()} CPUs; device {params['device']}; "
         f"one bare training epoch = {bare_epoch:.2f} s; `import torch` = {torch_s:.2f} s.",
         "",
-        "| stage | wall s | share % | bare epochs | fixed cost s | of it torch import s "
+        "| stage | wall s | share % | bare epochs | fixed cost s | of it: DVC s "
+        "| shared server start s | torch import s | the stage's own s "
         "| peak MiB | images/s | bare PyTorch images/s | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     bare_total = 0.0
-    for stage, wall, fixed, peak in rows:
+    for stage, wall, fixed, peak, in_dvc, server in rows:
+        torch_part = torch_s if stage in with_torch else 0.0
+        own = fixed - in_dvc - server - torch_part
         common = (
             f"| {stage} | {wall:.1f} | {100 * wall / total:.1f} | {wall / bare_epoch:.1f} "
-            f"| {fixed:.1f} | {torch_s if stage in with_torch else 0:.1f} | {peak:.0f} "
+            f"| {fixed:.1f} | {in_dvc:.1f} | {server:.1f} | {torch_part:.1f} | {own:.1f} "
+            f"| {peak:.0f} "
         )
         if stage in samples:
             rate = samples[stage] / wall
@@ -244,7 +254,9 @@ def main() -> None:
             lines.append(f"{common}| | | |")
     lines += [
         f"| **full run** | {total:.1f} | 100 | {total / bare_epoch:.1f} "
-        f"| {sum(r[2] for r in rows):.1f} | {torch_s * len(with_torch):.1f} "
+        f"| {sum(r[2] for r in rows):.1f} | {sum(r[4] for r in rows):.1f} "
+        f"| {sum(r[5] for r in rows):.1f} | {torch_s * len(with_torch):.1f} "
+        f"| {sum(r[2] - r[4] - r[5] for r in rows) - torch_s * len(with_torch):.1f} "
         f"| {max(r[3] for r in rows):.0f} | | | |",
         "",
         f"Whole run {total:.1f} s against {bare_total:.1f} s for the bare loop doing the model "

@@ -127,19 +127,22 @@ def _start_keeper(home: Path, timeout: float) -> dict:
     return {"url": url, "pid": keeper.pid}
 
 
-def shared_server_url(timeout: float = 180.0) -> str:
+def shared_server_url(timeout: float = 180.0) -> tuple[str, float]:
     """API URL of the run's shared server (started if none answers), leased to this process
-    until it exits."""
+    until it exits, and the seconds this call spent starting it (0 if it was running)."""
     home = prefect_home()
+    started = 0.0
     with _locked(home):
         state = read_state(home)
         if not (state and _alive(int(state["pid"])) and healthy(state["url"])):
+            began = time.monotonic()
             state = _start_keeper(home, timeout)
+            started = time.monotonic() - began
             (home / STATE_FILE).write_text(json.dumps(state))
         leases = home / LEASES_DIR
         leases.mkdir(exist_ok=True)
         (leases / str(os.getpid())).touch()
-    return state["url"]
+    return state["url"], started
 
 
 def keep(home: Path, port: int, idle: float) -> None:

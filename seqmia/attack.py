@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqmia.attack_registry import ATTACKS, INPUT_TRANSFORMS, SELECTIONS
 from seqmia.errors import UserError
 from seqmia.evaluation import auc, roc_curve
 from seqmia.recipe import Recipe, lr_for_epoch, make_optimizer
@@ -92,27 +93,24 @@ class FlatMLP(nn.Module):
         return self.net(x)
 
 
-# build(input_shape, hidden_size, num_layers, mlp_widths) -> attack model
-AttackBuilder = Callable[[tuple[int, ...], int, int, tuple[int, ...]], nn.Module]
+# The builders that seqmia.attack_registry.ATTACKS names:
+# (input_shape, hidden_size, num_layers, mlp_widths) -> attack model.
+def recurrent_attack(
+    shape: tuple[int, ...],
+    hidden: int,
+    layers: int,
+    _widths: tuple[int, ...],
+    *,
+    cell: str,
+    attention: bool,
+) -> nn.Module:
+    return SequenceAttack(shape[-1], hidden, layers, cell, attention)
 
 
-def _recurrent(cell: str, attention: bool) -> AttackBuilder:
-    return lambda shape, hidden, layers, _widths: SequenceAttack(
-        shape[-1], hidden, layers, cell, attention
-    )
-
-
-# The one list of attack architectures: attack.architecture is validated against it.
-# attention_lstm is SeqMIA; lstm/gru drop the attention, attention_gru swaps the cell; mlp
-# flattens the input (no time order).
-ATTACKS: dict[str, AttackBuilder] = {
-    "attention_lstm": _recurrent("lstm", True),
-    "lstm": _recurrent("lstm", False),
-    "attention_gru": _recurrent("gru", True),
-    "gru": _recurrent("gru", False),
-    "mlp": lambda shape, _hidden, _layers, widths: FlatMLP(int(np.prod(shape)), widths),
-}
-ATTACK_ARCHITECTURES = tuple(ATTACKS)
+def flat_mlp_attack(
+    shape: tuple[int, ...], _hidden: int, _layers: int, widths: tuple[int, ...]
+) -> nn.Module:
+    return FlatMLP(int(np.prod(shape)), widths)
 
 
 def build_attack(
@@ -150,7 +148,6 @@ def init_attack_weights(model: nn.Module, generator: torch.Generator) -> nn.Modu
 LOSS_LIKE_METRICS = ("loss", "entropy", "m_entropy")
 # Smallest value before the logarithm: a loss that rounds to exactly 0 stays finite.
 LOG_FLOOR = 1e-300
-INPUT_TRANSFORMS = ("none", "standardize", "log_loss_metrics", "log_loss_metrics_standardize")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,10 +240,6 @@ def ensemble_log_odds(scores: list[np.ndarray]) -> np.ndarray:
     if not scores:
         raise ValueError("an ensemble needs at least one member")
     return np.mean(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), axis=0)
-
-
-# How train_attack picks the epoch whose weights it returns (``attack.selection``).
-SELECTIONS = ("best_val_auc", "last")
 
 
 class AttackStopped(Exception):

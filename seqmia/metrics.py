@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from seqmia.metric_registry import METRICS
+
 LOG_FLOOR = math.log(1e-30)
 
 
@@ -76,14 +78,6 @@ def m_entropy_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-METRICS: dict[str, MetricFn] = {
-    "loss": loss_metric,
-    "max": max_metric,
-    "sd": sd_metric,
-    "entropy": entropy_metric,
-    "m_entropy": m_entropy_metric,
-}
 
 
 def compute_metrics(

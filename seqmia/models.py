@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from seqmia.errors import UserError
+from seqmia.model_registry import ANY_INPUT_MODELS, MODELS
 
 
 class ModelInputError(UserError, ValueError):
@@ -350,44 +350,36 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))  # (B, classes)
 
 
-# factory(input_shape, num_classes, options) -> model
-ModelFactory = Callable[[tuple[int, ...], int, "ModelOptions | None"], nn.Module]
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """A registry entry: how to build the model and which samples it takes."""
-
-    build: ModelFactory
-    # True: a network of 2-D convolutions, it needs (C, H, W) images; False: it flattens any
-    # sample (the MLP), so feature-vector datasets can use it.
-    images_only: bool
-
-
 def _options(options: ModelOptions | None, name: str) -> ModelOptions:
     if options is None:
         raise ValueError(f"model {name!r} needs ModelOptions (train.mlp_*, train.wrn_*)")
     return options
 
 
-# The one list of model names: train.model is validated against it.
-MODELS: dict[str, ModelSpec] = {
-    "small_cnn": ModelSpec(lambda shape, classes, _: SmallCNN(shape, classes), True),
-    "vgg16": ModelSpec(lambda shape, classes, _: VGG16(shape, classes), True),
-    "resnet56": ModelSpec(lambda shape, classes, _: ResNetCifar(shape, classes, depth=56), True),
-    "mobilenetv2": ModelSpec(lambda shape, classes, _: MobileNetV2Cifar(shape, classes), True),
-    "wrn": ModelSpec(
-        lambda shape, classes, o: WideResNet(
-            shape, classes, _options(o, "wrn").wrn_depth, _options(o, "wrn").wrn_width
-        ),
-        True,
-    ),
-    "mlp": ModelSpec(lambda shape, classes, o: MLP(shape, classes, _options(o, "mlp")), False),
-}
-MODEL_REGISTRY = MODELS  # the former name
-# Models that take any input shape (they flatten it); the others need (C, H, W) images.
-ANY_INPUT_MODELS = tuple(name for name, spec in MODELS.items() if not spec.images_only)
-IMAGE_MODELS = tuple(name for name, spec in MODELS.items() if spec.images_only)
+# The builders that seqmia.model_registry.MODELS names: (input_shape, num_classes, options).
+def build_small_cnn(shape: tuple[int, ...], classes: int, _: ModelOptions | None) -> nn.Module:
+    return SmallCNN(shape, classes)
+
+
+def build_vgg16(shape: tuple[int, ...], classes: int, _: ModelOptions | None) -> nn.Module:
+    return VGG16(shape, classes)
+
+
+def build_resnet56(shape: tuple[int, ...], classes: int, _: ModelOptions | None) -> nn.Module:
+    return ResNetCifar(shape, classes, depth=56)
+
+
+def build_mobilenetv2(shape: tuple[int, ...], classes: int, _: ModelOptions | None) -> nn.Module:
+    return MobileNetV2Cifar(shape, classes)
+
+
+def build_wrn(shape: tuple[int, ...], classes: int, options: ModelOptions | None) -> nn.Module:
+    wrn = _options(options, "wrn")
+    return WideResNet(shape, classes, wrn.wrn_depth, wrn.wrn_width)
+
+
+def build_mlp(shape: tuple[int, ...], classes: int, options: ModelOptions | None) -> nn.Module:
+    return MLP(shape, classes, _options(options, "mlp"))
 
 
 def build_model(

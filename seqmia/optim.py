@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the params schema imports this module, torch-free
+    from torch import nn
 
 
 def step_lr(epoch: int, lr: float, step_size: int, gamma: float, min_lr: float) -> float:

@@ -11,11 +11,9 @@ layout and the real files.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import pickle
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +29,10 @@ from seqmia.data.readers import (
     read_image_folder,
     reading,
 )
+from seqmia.dataset_registry import DATASETS
 from seqmia.errors import DamagedFileError, first_line
-from seqmia.tabular import load_tabular
-from seqmia.text import load_news20
+from seqmia.tabular import load_tabular  # noqa: F401 - a reader the registry names here
+from seqmia.text import load_news20  # noqa: F401 - a reader the registry names here
 
 # GTSRB images range from 15x15 to 250x250 pixels; like the membership-inference literature we
 # resize them to one size so the CIFAR-style models take them.
@@ -304,8 +303,9 @@ def load_cinic10(root: Path, download: bool) -> RawDataset:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_image_folder(root: Path, path: str) -> RawDataset:
-    """The ImageFolder tree at ``path`` (relative to ``root`` unless absolute)."""
+def load_image_folder(root: Path, download: bool, path: str) -> RawDataset:
+    """The ImageFolder tree at ``path`` (relative to ``root`` unless absolute); ``download`` is
+    unused (a user's own folder has no download)."""
     folder = Path(path) if Path(path).is_absolute() else root / path
     if not (folder / "train").is_dir():
         raise DatasetNotFoundError(
@@ -315,52 +315,6 @@ def _load_image_folder(root: Path, path: str) -> RawDataset:
             f"(${DATA_ROOT_ENV} or data/raw) or absolute."
         )
     return read_image_folder(folder)
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """A registry entry: the reader of a named dataset and what its samples are."""
-
-    # read(root, path, download, vocab_size) -> RawDataset
-    read: Callable[[Path, str, bool, int], RawDataset]
-    kind: str  # "image" (C, H, W) | "tabular" or "text" (feature vectors (D,))
-    # Classes, where the publisher fixes them (None: known only once read); lets per-class part
-    # sizes be turned into sample counts before any data is read.
-    classes: int | None
-
-    @property
-    def features(self) -> bool:
-        """Samples are feature vectors, not images: only models that flatten take them."""
-        return self.kind != "image"
-
-
-def _image(read: Callable[[Path, bool], RawDataset], classes: int | None) -> DatasetSpec:
-    return DatasetSpec(lambda root, _path, download, _vocab: read(root, download), "image", classes)
-
-
-# The one list of dataset names: data.name is validated against it.
-DATASETS: dict[str, DatasetSpec] = {
-    "cifar10": _image(lambda root, dl: load_cifar("cifar10", root, dl), 10),
-    "cifar100": _image(lambda root, dl: load_cifar("cifar100", root, dl), 100),
-    "cinic10": _image(load_cinic10, 10),
-    "gtsrb": _image(load_gtsrb, 43),
-    "mnist": _image(lambda root, dl: load_idx("mnist", root, dl), 10),
-    "fashion_mnist": _image(lambda root, dl: load_idx("fashion_mnist", root, dl), 10),
-    "imagefolder": DatasetSpec(lambda root, path, _dl, _v: _load_image_folder(root, path), "image",
-                               None),
-    "location": DatasetSpec(lambda root, _p, dl, _v: load_tabular("location", root, dl),
-                            "tabular", 30),
-    "purchase100": DatasetSpec(lambda root, _p, dl, _v: load_tabular("purchase100", root, dl),
-                               "tabular", 100),
-    "texas100": DatasetSpec(lambda root, _p, dl, _v: load_tabular("texas100", root, dl),
-                            "tabular", 100),
-    "news20": DatasetSpec(lambda root, _p, dl, vocab: load_news20(root, dl, vocab), "text", 20),
-}  # fmt: skip
-IMAGE_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "image")
-TABULAR_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "tabular")
-TEXT_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "text")
-FEATURE_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.features)
-KNOWN_CLASS_COUNTS = {n: spec.classes for n, spec in DATASETS.items() if spec.classes is not None}
 
 
 def load_dataset(
@@ -374,4 +328,6 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
-    return DATASETS[name].read(root, path, download, vocab_size)
+    spec = DATASETS[name]
+    options = {"path": path, "vocab_size": vocab_size}
+    return spec.read(root=root, download=download, **{o: options[o] for o in spec.options})

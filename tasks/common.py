@@ -57,10 +57,13 @@ def load_prepared(path: Path) -> dict[str, np.ndarray]:
         return _load_npz(str(path), path.stat().st_mtime)
 
 
-def check_inputs(paths: list[Path]) -> None:
+def check_inputs(paths: list[Path]) -> dict[Path, object]:
     """Load every input a stage's tasks will read (``.npz``, ``.parquet``, ``.pt``, ``.json``),
     before any task starts; a missing or damaged one stops the stage with a ``DamagedFileError``
-    naming it. A partition among them is checked against the prepared dataset among them."""
+    naming it. A partition among them is checked against the prepared dataset among them.
+
+    Returns what was loaded, by path (other suffixes are only checked to exist), for a stage
+    that uses its inputs in the same process and need not read them twice."""
     loaded: dict[Path, object] = {}
     for path in paths:
         if not path.exists():
@@ -71,9 +74,9 @@ def check_inputs(paths: list[Path]) -> None:
             elif path.suffix == ".parquet":
                 loaded[path] = pd.read_parquet(path)
             elif path.suffix == ".pt":
-                load_state_dict(path)
+                loaded[path] = load_state_dict(path)
             elif path.suffix == ".json":
-                read_json(path)
+                loaded[path] = read_json(path)
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001 - each reader has its own errors for a bad file
@@ -81,7 +84,7 @@ def check_inputs(paths: list[Path]) -> None:
                 f"input {path} cannot be read ({type(err).__name__}: {first_line(err)}); "
                 f"{RESTORE_HINT}"
             ) from None
-    datasets = [(p, v) for p, v in loaded.items() if isinstance(v, dict)]
+    datasets = [(p, v) for p, v in loaded.items() if p.suffix == ".npz"]
     partitions = [
         (p, v)
         for p, v in loaded.items()
@@ -89,3 +92,4 @@ def check_inputs(paths: list[Path]) -> None:
     ]
     for (data_path, dataset), (part_path, partition) in zip(datasets, partitions, strict=False):
         check_partition_matches(partition, dataset["y"], part_path, data_path)
+    return loaded

@@ -7,8 +7,6 @@ from prefect import get_run_logger, task
 
 from seqmia.artifacts import (
     atomic_path,
-    load_state_dict,
-    read_json,
     write_csv,
     write_json,
     write_parquet,
@@ -26,26 +24,26 @@ from tasks.common import ARTEFACT_TASK, check_inputs
 def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
     """Every artefact the stage reads (attack summary and weights, sequences, logits, baseline
     scores, ``references`` reference models' logits, model reports), each checked to load before
-    any is used, so a missing or damaged one stops the stage before any scoring."""
-    check_inputs([layout.attack_summary_file])
-    summary = read_json(layout.attack_summary_file)
+    any is used, so a missing or damaged one stops the stage before any scoring. Each is read
+    once: the check's loaded copy is the one used."""
+    summary = check_inputs([layout.attack_summary_file])[layout.attack_summary_file]
     members, refs = range(1, summary.get("ensemble", 1) + 1), range(1, references + 1)
-    check_inputs([
+    got = check_inputs([
         *(layout.attack_member_file(k) for k in members), layout.sequences_file("target"),
         layout.baseline_scores_file,
         *(f(r) for r in ROLES for f in (layout.final_logits_file, layout.population_logits_file,
                                         layout.model_report)),
         *(f(i) for i in refs for f in (layout.reference_logits_file, layout.reference_report)),
     ])  # fmt: skip
-    reports = {role: read_json(layout.model_report(role)) for role in ROLES}
-    reports |= {f"reference_{i}": read_json(layout.reference_report(i)) for i in refs}
+    reports = {role: got[layout.model_report(role)] for role in ROLES}
+    reports |= {f"reference_{i}": got[layout.reference_report(i)] for i in refs}
     return AuditInputs(
-        sequences=pd.read_parquet(layout.sequences_file("target")), attack_summary=summary,
-        attack_weights=[load_state_dict(layout.attack_member_file(k)) for k in members],
-        final_logits={r: pd.read_parquet(layout.final_logits_file(r)) for r in ROLES},
-        population_logits={r: pd.read_parquet(layout.population_logits_file(r)) for r in ROLES},
-        reference_logits=[pd.read_parquet(layout.reference_logits_file(i)) for i in refs],
-        trained_scores=pd.read_parquet(layout.baseline_scores_file), model_reports=reports,
+        sequences=got[layout.sequences_file("target")], attack_summary=summary,
+        attack_weights=[got[layout.attack_member_file(k)] for k in members],
+        final_logits={r: got[layout.final_logits_file(r)] for r in ROLES},
+        population_logits={r: got[layout.population_logits_file(r)] for r in ROLES},
+        reference_logits=[got[layout.reference_logits_file(i)] for i in refs],
+        trained_scores=got[layout.baseline_scores_file], model_reports=reports,
     )  # fmt: skip
 
 

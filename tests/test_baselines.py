@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.attack import ATTACK_ARCHITECTURES, build_attack
+from seqmia.attack import build_attack
+from seqmia.attack_registry import ATTACK_ARCHITECTURES
 from seqmia.baselines import (
     class_conditional_scores,
     class_thresholds,

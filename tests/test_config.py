@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import seqmia.baselines
-from seqmia.attack import ATTACKS
+from seqmia.attack_registry import ATTACKS
 from seqmia.config import (
     METRIC_NAMES,
     MODEL_NAMES,
@@ -20,7 +20,7 @@ from seqmia.config import (
     params_to_dict,
 )
 from seqmia.errors import UserError
-from seqmia.metrics import METRICS
+from seqmia.metric_registry import METRICS
 from seqmia.models import MODELS
 from seqmia.params.baselines import BASELINE_NAMES
 from seqmia.sources import DATASETS

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from seqmia.metrics import METRICS, compute_metrics
+from seqmia.metric_registry import METRICS
+from seqmia.metrics import compute_metrics
 
 P = [0.7, 0.2, 0.1]
 LOGITS = torch.tensor([[math.log(x) for x in P]], dtype=torch.float64)

@@ -15,13 +15,8 @@ from PIL import Image
 
 from seqmia.config import DATASET_NAMES, FEATURE_DATASETS
 from seqmia.data.readers import DatasetNotFoundError, hash_files
-from seqmia.sources import (
-    IMAGE_DATASETS,
-    TABULAR_DATASETS,
-    TEXT_DATASETS,
-    load_dataset,
-    read_idx,
-)
+from seqmia.dataset_registry import IMAGE_DATASETS, TABULAR_DATASETS, TEXT_DATASETS
+from seqmia.sources import load_dataset, read_idx
 from seqmia.tabular import TABULAR, TabularFormatError, parse_tabular_archive
 
 

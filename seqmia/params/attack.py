@@ -6,7 +6,7 @@ import dataclasses
 from typing import Annotated
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.attack import ATTACKS, INPUT_TRANSFORMS, SELECTIONS
+from seqmia.attack_registry import ATTACKS, INPUT_TRANSFORMS, SELECTIONS
 from seqmia.params.schema import AT_LEAST_1, FRACTION, OneOf, register_rules, register_section
 from seqmia.recipe import Recipe
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
+from seqmia.dataset_registry import DATASETS
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
-from seqmia.sources import DATASETS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Annotated, Literal
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.models import MODELS
+from seqmia.model_registry import MODELS
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
 from seqmia.recipe import Recipe
 

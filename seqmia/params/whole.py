@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import seqmia.params.run  # noqa: F401 - registers seed and device
-from seqmia.models import MODELS
+from seqmia.dataset_registry import DATASETS
+from seqmia.model_registry import MODELS
 from seqmia.params.attack import AttackParams
 from seqmia.params.baselines import BaselinesParams
 from seqmia.params.data import DataParams
@@ -31,7 +32,6 @@ from seqmia.params.schema import (
 from seqmia.params.sequences import SequencesParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
-from seqmia.sources import DATASETS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""Where one training step of a baseline's attention-LSTM spends its time, on one thread.
+
+The baselines stage trains nine small attack models; seven are recurrent (the LSTM ablation and
+one attention-LSTM per metric) and take most of its time. Training several models at once
+(stacked into one batched model) can only remove what a step spends outside the arithmetic of
+its kernels: per-operator dispatch, Python, the optimiser's bookkeeping. This script measures
+that split with torch's profiler for the default shapes (batch 100, 21 time steps, one metric,
+hidden size 50, Adam), and times the same step under bfloat16 autocast, the other way to make
+the kernels themselves cheaper (which changes the arithmetic).
+
+    python benchmarks/attack_step.py [--steps 300]
+
+Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from seqmia.attack import SequenceAttack  # noqa: E402
+
+# oneDNN's fused recurrent kernels (forward and backward), as torch's profiler names them.
+RECURRENT_KERNELS = ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward")
+
+
+def make_step(k: int, bf16: bool):
+    """A training step of a fresh attention-LSTM on fixed random inputs (B=100, T=21, k)."""
+    generator = torch.Generator().manual_seed(0)
+    model = SequenceAttack(k, 50, 1, "lstm", True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4)
+    x = torch.randn(100, 21, k, generator=generator)
+    y = torch.randint(0, 2, (100,), generator=generator)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def ms_per_step(step, steps: int) -> float:
+    for _ in range(20):  # warm-up: oneDNN primitives are created on first use
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 1000 * (time.perf_counter() - started) / steps
+
+
+def recurrent_share(step, steps: int) -> float:
+    """Fraction of the profiled CPU time spent inside the recurrent kernels themselves."""
+    for _ in range(20):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    inside = sum(e.self_cpu_time_total for e in events if e.key in RECURRENT_KERNELS)
+    return inside / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    fp32 = ms_per_step(make_step(1, bf16=False), args.steps)
+    bf16 = ms_per_step(make_step(1, bf16=True), args.steps)
+    share = recurrent_share(make_step(1, bf16=False), max(50, args.steps // 6))
+    print(f"One thread, torch {torch.__version__}; attention-LSTM, batch 100, T 21, k 1, H 50.\n")
+    print("| measure | value |\n|---|---:|")
+    print(f"| float32 step, ms | {fp32:.2f} |")
+    print(f"| of the profiled time, inside oneDNN's LSTM kernels | {100 * share:.0f}% |")
+    print(f"| most a stacked model could save (time outside those kernels) | "
+          f"{100 * (1 - share):.0f}% |")  # fmt: skip
+    print(f"| bfloat16 autocast step, ms | {bf16:.2f} ({fp32 / bf16:.2f}x faster) |")
+
+
+if __name__ == "__main__":
+    main()
