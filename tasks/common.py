@@ -57,13 +57,15 @@ def load_prepared(path: Path) -> dict[str, np.ndarray]:
         return _load_npz(str(path), path.stat().st_mtime)
 
 
-def check_inputs(paths: list[Path]) -> dict[Path, object]:
+def check_inputs(paths: list[Path], keep: bool = False) -> dict[Path, object]:
     """Load every input a stage's tasks will read (``.npz``, ``.parquet``, ``.pt``, ``.json``),
     before any task starts; a missing or damaged one stops the stage with a ``DamagedFileError``
     naming it. A partition among them is checked against the prepared dataset among them.
 
-    Returns what was loaded, by path (other suffixes are only checked to exist), for a stage
-    that uses its inputs in the same process and need not read them twice."""
+    ``keep``: return every loaded input by path (other suffixes are only checked to exist), for
+    a stage that uses them in this process and need not read them twice. Otherwise weights and
+    JSON are dropped as soon as each has loaded (the sequences stage checks 42 snapshots) and
+    only the arrays and frames are returned."""
     loaded: dict[Path, object] = {}
     for path in paths:
         if not path.exists():
@@ -74,9 +76,13 @@ def check_inputs(paths: list[Path]) -> dict[Path, object]:
             elif path.suffix == ".parquet":
                 loaded[path] = pd.read_parquet(path)
             elif path.suffix == ".pt":
-                loaded[path] = load_state_dict(path)
+                weights = load_state_dict(path)
+                if keep:
+                    loaded[path] = weights
             elif path.suffix == ".json":
-                loaded[path] = read_json(path)
+                document = read_json(path)
+                if keep:
+                    loaded[path] = document
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001 - each reader has its own errors for a bad file

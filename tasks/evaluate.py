@@ -26,7 +26,7 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
     scores, ``references`` reference models' logits, model reports), each checked to load before
     any is used, so a missing or damaged one stops the stage before any scoring. Each is read
     once: the check's loaded copy is the one used."""
-    summary = check_inputs([layout.attack_summary_file])[layout.attack_summary_file]
+    summary = check_inputs([layout.attack_summary_file], keep=True)[layout.attack_summary_file]
     members, refs = range(1, summary.get("ensemble", 1) + 1), range(1, references + 1)
     got = check_inputs([
         *(layout.attack_member_file(k) for k in members), layout.sequences_file("target"),
@@ -34,7 +34,7 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
         *(f(r) for r in ROLES for f in (layout.final_logits_file, layout.population_logits_file,
                                         layout.model_report)),
         *(f(i) for i in refs for f in (layout.reference_logits_file, layout.reference_report)),
-    ])  # fmt: skip
+    ], keep=True)  # fmt: skip
     reports = {role: got[layout.model_report(role)] for role in ROLES}
     reports |= {f"reference_{i}": got[layout.reference_report(i)] for i in refs}
     return AuditInputs(

@@ -735,3 +735,16 @@ def test_weights_round_trip_and_foreign_checkpoints_load(tmp_path):
     assert set(state) == {"weight", "bias"}  # the checksum is not part of the weights
     torch.save(layer.state_dict(), tmp_path / "theirs.pt")  # no checksum: loads unchecked
     assert torch.equal(load_state_dict(tmp_path / "theirs.pt")["weight"], layer.weight)
+
+
+def test_checked_inputs_are_returned_only_when_the_stage_keeps_them(tmp_path):
+    from seqmia.artifacts import write_json
+    from tasks.common import check_inputs
+
+    weights, report = tmp_path / "model.pt", tmp_path / "report.json"
+    save_state_dict(weights, torch.nn.Linear(2, 1))
+    write_json(report, {"accuracy": 0.5})
+    kept = check_inputs([weights, report], keep=True)
+    assert kept[weights]["weight"].shape == (1, 2)
+    assert kept[report] == {"accuracy": 0.5}
+    assert check_inputs([weights, report]) == {}  # checked, then dropped
