@@ -119,9 +119,10 @@ for name, soft in (("train", False), ("distill", True)):
     t = time.perf_counter(); epoch(soft); epoch(soft)
     res[name] = 2 * len(x) / (time.perf_counter() - t)
 model.eval()
+ibs = {params["sequences"]["batch_size"]}  # the stage's inference batch
 with torch.no_grad():
-    model(x[:500]); t = time.perf_counter()
-    for i in range(0, len(x), 500): model(x[i:i + 500])
+    model(x[:ibs]); t = time.perf_counter()
+    for i in range(0, len(x), ibs): model(x[i:i + ibs])
     res["sequences"] = len(x) / (time.perf_counter() - t)
 print(json.dumps(res))
 """
