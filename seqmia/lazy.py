@@ -2,8 +2,8 @@
 
 The registries of names (models, datasets, metrics, attack architectures) are read by params
 validation, which every stage runs before its work. Holding the implementations by name keeps
-those registries free of torch, pandas and PIL, so a stage that needs none of them (partition,
-evaluate) never pays their import time for the names alone.
+those registries free of torch, pandas and PIL, so a stage that needs none of them (partition)
+never pays their import time for the names alone.
 """
 
 from __future__ import annotations
