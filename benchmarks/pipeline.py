@@ -27,6 +27,7 @@ Prints a Markdown table; ``--out FILE`` also writes it to FILE.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -60,6 +61,24 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float,
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{text[-3000:]}")
     return wall, usage.ru_maxrss / 1024, text
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTime:
+    """One stage's row: wall and fixed seconds, the fixed cost's parts, peak MiB."""
+
+    stage: str
+    wall: float
+    fixed: float  # wall minus the flow body's seconds
+    in_dvc: float  # wall minus the stage process's own seconds
+    server: float  # starting the run's shared Prefect server (0 unless this stage started it)
+    torch: float  # `import torch`, for a stage that imports it
+    peak: float
+
+    @property
+    def own(self) -> float:
+        """The fixed cost that is neither DVC's, the server's start nor torch's import."""
+        return self.fixed - self.in_dvc - self.server - self.torch
 
 
 def logged_seconds(log: str, prefix: str) -> float | None:
@@ -198,7 +217,7 @@ def main() -> None:
     cache = REPO / ".dvc" / "cache" if args.share_cache else None
     make_scratch_repo(args.workdir, args.params.read_text(), cache)
 
-    rows, total = [], 0.0
+    measured, total = [], 0.0
     for stage in STAGES:
         # --no-run-cache: with --share-cache, DVC's run-cache may hold this very stage from an
         # earlier benchmark run of the same code and would restore it instead of running it.
@@ -211,7 +230,7 @@ def main() -> None:
         in_dvc = wall - process if process is not None else float("nan")
         server = logged_seconds(log, SERVER_START_PREFIX) or 0.0
         total += wall
-        rows.append((stage, wall, fixed, peak, in_dvc, server))
+        measured.append((stage, wall, fixed, in_dvc, server, peak))
         print(
             f"{stage}: {wall:.1f} s, fixed cost {fixed:.1f} s, peak {peak:.0f} MiB",
             file=sys.stderr, flush=True,
@@ -228,6 +247,10 @@ def main() -> None:
     bare = bare_loop(args.workdir, params)
     torch_s = torch_import_seconds(args.workdir, env)
     with_torch = stages_importing_torch(args.workdir, env)
+    rows = [
+        StageTime(stage, wall, fixed, in_dvc, server, torch_s if stage in with_torch else 0.0, peak)
+        for stage, wall, fixed, in_dvc, server, peak in measured
+    ]
     samples = stage_samples(params)
     # One bare training epoch over the target's members: the unit that makes stage times
     # comparable across machines.
@@ -242,27 +265,24 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     bare_total = 0.0
-    for stage, wall, fixed, peak, in_dvc, server in rows:
-        torch_part = torch_s if stage in with_torch else 0.0
-        own = fixed - in_dvc - server - torch_part
+    for r in rows:
         common = (
-            f"| {stage} | {wall:.1f} | {100 * wall / total:.1f} | {wall / bare_epoch:.1f} "
-            f"| {fixed:.1f} | {in_dvc:.1f} | {server:.1f} | {torch_part:.1f} | {own:.1f} "
-            f"| {peak:.0f} "
+            f"| {r.stage} | {r.wall:.1f} | {100 * r.wall / total:.1f} | {r.wall / bare_epoch:.1f} "
+            f"| {r.fixed:.1f} | {r.in_dvc:.1f} | {r.server:.1f} | {r.torch:.1f} | {r.own:.1f} "
+            f"| {r.peak:.0f} "
         )
-        if stage in samples:
-            rate = samples[stage] / wall
-            reference = bare[BARE_EQUIVALENT.get(stage, stage)]
-            bare_total += samples[stage] / reference
+        if r.stage in samples:
+            rate = samples[r.stage] / r.wall
+            reference = bare[BARE_EQUIVALENT.get(r.stage, r.stage)]
+            bare_total += samples[r.stage] / reference
             lines.append(f"{common}| {rate:.0f} | {reference:.0f} | {rate / reference:.2f} |")
         else:
             lines.append(f"{common}| | | |")
     lines += [
         f"| **full run** | {total:.1f} | 100 | {total / bare_epoch:.1f} "
-        f"| {sum(r[2] for r in rows):.1f} | {sum(r[4] for r in rows):.1f} "
-        f"| {sum(r[5] for r in rows):.1f} | {torch_s * len(with_torch):.1f} "
-        f"| {sum(r[2] - r[4] - r[5] for r in rows) - torch_s * len(with_torch):.1f} "
-        f"| {max(r[3] for r in rows):.0f} | | | |",
+        f"| {sum(r.fixed for r in rows):.1f} | {sum(r.in_dvc for r in rows):.1f} "
+        f"| {sum(r.server for r in rows):.1f} | {sum(r.torch for r in rows):.1f} "
+        f"| {sum(r.own for r in rows):.1f} | {max(r.peak for r in rows):.0f} | | | |",
         "",
         f"Whole run {total:.1f} s against {bare_total:.1f} s for the bare loop doing the model "
         f"work of {', '.join(s for s in samples)} ({total / bare_total:.2f}x; the other stages "

@@ -229,15 +229,21 @@ def heartbeats_only_if_asked() -> Iterator[None]:
         yield
 
 
+def proc_stat(pid: int | str) -> list[str]:
+    """Fields 3 on of ``/proc/<pid>/stat`` (state, ppid, pgrp, …; see proc(5)), so that
+    ``[0]`` is field 3. The command name before them may hold spaces or brackets, so the split
+    is after its last ``)``. Raises OSError where there is no such process or no /proc."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def process_seconds() -> float | None:
     """Wall seconds since this process started (Linux: from /proc), or None elsewhere."""
     try:
-        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        starttime = int(proc_stat("self")[19])  # field 22: clock ticks from boot to the start
         uptime = float(Path("/proc/uptime").read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return None
-    # starttime is field 22 of stat(5), in clock ticks since boot; after_name starts at field 3
-    return uptime - int(after_name[19]) / os.sysconf("SC_CLK_TCK")
+    return uptime - starttime / os.sysconf("SC_CLK_TCK")
 
 
 def print_timings() -> None:

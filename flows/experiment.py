@@ -43,7 +43,7 @@ from prefect.client.orchestration import get_client
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from flows._stage import PARENT_ENV, RUN_NAME_ENV
+from flows._stage import PARENT_ENV, RUN_NAME_ENV, proc_stat
 from seqmia.artifacts import atomic_path
 from seqmia.errors import UserError
 from seqmia.suite import check_preset, parse_overrides
@@ -175,8 +175,7 @@ def group_members(pgid: int) -> list[int]:
     members = []
     for entry in proc_root.iterdir():
         try:
-            # /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or brackets.
-            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            state, _, pgrp = proc_stat(entry.name)[:3]
         except (OSError, ValueError, IndexError):
             continue
         if int(pgrp) == pgid and state != "Z":

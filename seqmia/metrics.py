@@ -9,7 +9,7 @@ finite.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -75,9 +75,6 @@ def m_entropy_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     label_term = torch.expm1(log_p) * log_p  # -(1 - p) log p, exact for p near 1
     other_term = -p * log_1mp
     return torch.where(is_label, label_term, other_term).sum(dim=1)
-
-
-MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def compute_metrics(
