@@ -6,7 +6,10 @@ one attention-LSTM per metric) and take most of its time. Training several model
 its kernels: per-operator dispatch, Python, the optimiser's bookkeeping. This script measures
 that split with torch's profiler for the default shapes (batch 100, 21 time steps, one metric,
 hidden size 50, Adam), and times the same step under bfloat16 autocast, the other way to make
-the kernels themselves cheaper (which changes the arithmetic).
+the kernels themselves cheaper (which changes the arithmetic). It also times the six recurrent
+attention models of a default baselines stage trained one by one against the same six stacked
+into one batched model (weights (M, ...), one ``bmm`` per time step for all of them): stacking
+gives up oneDNN's fused kernels, and this measures what that costs.
 
     python benchmarks/attack_step.py [--steps 300]
 
@@ -49,6 +52,72 @@ def make_step(k: int, bf16: bool):
     return step
 
 
+class StackedAttentionLSTM(torch.nn.Module):
+    """``models`` attention-LSTMs with separate weights, run as one batched model.
+
+    x: (M, B, T, k) -> logits (M, B, 2). The LSTM is written out per time step (gates i, f, g, o
+    as torch.nn.LSTM orders them) with one ``bmm`` over the M models, since oneDNN's fused
+    recurrent kernel has no batch-of-models dimension."""
+
+    def __init__(self, models: int, k: int, hidden: int, generator: torch.Generator) -> None:
+        super().__init__()
+
+        def weight(*shape: int) -> torch.nn.Parameter:
+            bound = hidden**-0.5  # torch.nn.LSTM's uniform initialisation range
+            return torch.nn.Parameter((torch.rand(*shape, generator=generator) * 2 - 1) * bound)
+
+        self.w_in, self.w_hidden = weight(models, k, 4 * hidden), weight(models, hidden, 4 * hidden)
+        self.bias = weight(models, 1, 4 * hidden)
+        self.w_head, self.b_head = weight(models, 2 * hidden, 2), weight(models, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m, b, t, _ = x.shape
+        hidden = self.w_hidden.shape[1]
+        inputs = torch.matmul(x, self.w_in.unsqueeze(1)) + self.bias.unsqueeze(1)  # (M, B, T, 4H)
+        h = c = x.new_zeros(m, b, hidden)
+        outputs = []
+        for step in range(t):
+            gates = inputs[:, :, step] + torch.bmm(h, self.w_hidden)
+            i, f, g, o = gates.chunk(4, dim=2)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outputs.append(h)
+        o_all = torch.stack(outputs, dim=2)  # (M, B, T, H)
+        alpha = torch.softmax((o_all * h.unsqueeze(2)).sum(-1), dim=2)  # (M, B, T)
+        context = (alpha.unsqueeze(-1) * o_all).sum(dim=2)  # (M, B, H)
+        return torch.bmm(torch.cat([h, context], dim=2), self.w_head) + self.b_head
+
+
+def make_many_steps(models: int, stacked: bool):
+    """One training step of ``models`` attention-LSTMs (k 1) on their own inputs: one by one,
+    or stacked into one batched model with one optimiser."""
+    generator = torch.Generator().manual_seed(0)
+    xs = torch.randn(models, 100, 21, 1, generator=generator)
+    y = torch.randint(0, 2, (100,), generator=generator)
+    if stacked:
+        model = StackedAttentionLSTM(models, 1, 50, generator)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4)
+
+        def step() -> None:
+            loss = F.cross_entropy(model(xs).reshape(-1, 2), y.repeat(models)) * models
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+    singles = [SequenceAttack(1, 50, 1, "lstm", True) for _ in range(models)]
+    optimizers = [torch.optim.Adam(s.parameters(), lr=0.01, weight_decay=1e-4) for s in singles]
+
+    def step() -> None:
+        for model, optimizer, x in zip(singles, optimizers, xs, strict=True):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    return step
+
+
 def ms_per_step(step, steps: int) -> float:
     for _ in range(20):  # warm-up: oneDNN primitives are created on first use
         step()
@@ -79,6 +148,8 @@ def main() -> None:
     fp32 = ms_per_step(make_step(1, bf16=False), args.steps)
     bf16 = ms_per_step(make_step(1, bf16=True), args.steps)
     share = recurrent_share(make_step(1, bf16=False), max(50, args.steps // 6))
+    one_by_one = ms_per_step(make_many_steps(6, stacked=False), max(30, args.steps // 6))
+    stacked = ms_per_step(make_many_steps(6, stacked=True), max(30, args.steps // 6))
     print(f"One thread, torch {torch.__version__}; attention-LSTM, batch 100, T 21, k 1, H 50.\n")
     print("| measure | value |\n|---|---:|")
     print(f"| float32 step, ms | {fp32:.2f} |")
@@ -86,6 +157,9 @@ def main() -> None:
     print(f"| most a stacked model could save (time outside those kernels) | "
           f"{100 * (1 - share):.0f}% |")  # fmt: skip
     print(f"| bfloat16 autocast step, ms | {bf16:.2f} ({fp32 / bf16:.2f}x faster) |")
+    print(f"| six models one by one, ms per step of all six | {one_by_one:.2f} |")
+    print(f"| the six stacked into one batched model, ms | {stacked:.2f} "
+          f"({one_by_one / stacked:.2f}x as fast) |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Benchmark the pipeline: per-stage wall time, peak memory and throughput, beside bare PyTorch.
 
-Runs the given configuration (default: the repository's params.yaml) with real ``dvc repro`` in a
-fresh copy of the repository, one stage at a time, then times a no-change ``dvc repro`` and a
-``dvc repro`` after changing only ``attack.*``. In the same run it times a bare PyTorch loop of the
-same model on the same data (plain NCHW tensors, one process with all cores, no Prefect, no DVC) for
-training, distillation and inference, so the ratios compare like with like on this machine.
+Runs the given configuration (default: the repository's params.yaml) in a fresh copy of the
+repository with one real ``dvc repro``, as a user runs it, reading its output as it comes: a
+stage's wall time runs from DVC's "Running stage" line for it to the next one (its process, DVC
+saving its outputs and checking the next stage), and each stage prints its own figures at its
+end.
+Then it times a no-change ``dvc repro`` and a ``dvc repro`` after changing only ``attack.*``. In
+the same run it times a bare PyTorch loop of the same model on the same data (plain NCHW tensors,
+one process with all cores, no Prefect, no DVC) for training, distillation and inference, so the
+ratios compare like with like on this machine.
 
     SEQMIA_DATA_ROOT=../shared/datasets python benchmarks/pipeline.py
 
@@ -12,9 +16,12 @@ Each stage's fixed cost is its wall time minus the seconds its flow body ran (th
 ``flows/_stage.py`` prints at the end of a stage): interpreter start, imports, finding or
 starting the Prefect server, creating the flow run and DVC's own checks. The table splits it
 into DVC's part (the stage's wall time outside its own process, which also holds the process's
-exit), the start of the run's shared Prefect server (paid once per run, by the first stage),
+exit), the wait for the run's shared Prefect server (paid once per run, by the first stage),
 ``import torch`` (which the model work needs, as the bare loop does) and the rest, the stage's
-own. The whole run is set against the sum of the bare loop's times for the same model work.
+own. DVC's start before the first stage is a row of its own, paid once per ``dvc repro``. A
+stage's peak memory is the largest resident set of its process or of a worker process it ran
+(the stage prints it). The whole run is set against the sum of the bare loop's times for the
+same model work.
 
 Every stage's wall time is also given as a share of the run and in "bare epochs": seconds divided
 by the bare loop's time for one training epoch over the target's members, which takes out most of
@@ -30,6 +37,8 @@ import argparse
 import dataclasses
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -41,7 +50,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: make the repository importable
 
 from benchmarks.scratch_repo import make_scratch_repo  # noqa: E402
-from flows._stage import PROCESS_PREFIX, SERVER_START_PREFIX, TIMING_PREFIX  # noqa: E402
+from flows._server import prefect_home, read_state  # noqa: E402
+from flows._stage import (  # noqa: E402
+    PEAK_PREFIX,
+    PROCESS_PREFIX,
+    SERVER_START_PREFIX,
+    TIMING_PREFIX,
+)
 
 STAGES = tuple(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 # Stages whose work is another stage's kind of work, for the bare-PyTorch comparison.
@@ -86,6 +101,77 @@ def logged_seconds(log: str, prefix: str) -> float | None:
     its flow body's, its process's, and the shared server's start if this stage started it)."""
     lines = [line for line in log.splitlines() if prefix in line]
     return float(lines[-1].split(prefix)[1]) if lines else None
+
+
+RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineRun:
+    """One ``dvc repro`` of the whole pipeline, split by stage."""
+
+    dvc_start: float  # seconds from launching DVC to its first "Running stage" line
+    walls: dict[str, float]  # stage -> seconds from its "Running stage" line to the next one
+    logs: dict[str, str]  # stage -> the output between those lines (its own lines included)
+    total: float
+
+
+def stop_shared_server() -> None:
+    """Stop the shared Prefect server recorded under ``$PREFECT_HOME``, if one runs, so that the
+    run's first stage pays its start as a user's first run of the day does."""
+    state = read_state(prefect_home())
+    if not state:
+        return
+    pid = int(state["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)  # the keeper stops its server, then exits
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    sys.exit(f"the shared Prefect server's keeper (pid {pid}) did not stop within 60 s")
+
+
+def run_pipeline(workdir: Path, env: dict[str, str]) -> PipelineRun:
+    """Run one ``dvc repro --no-run-cache`` and time each stage from its output as it arrives.
+
+    ``--no-run-cache``: with ``--share-cache``, DVC's run-cache may hold a stage from an earlier
+    benchmark run of the same code and would restore it instead of running it."""
+    env = {**env, "PYTHONUNBUFFERED": "1"}  # DVC's lines arrive when printed, not when flushed
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        ["dvc", "repro", "--no-run-cache"], cwd=workdir, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    marks: list[tuple[str, float]] = []
+    lines: dict[str, list[str]] = {}
+    everything: list[str] = []
+    for line in proc.stdout:
+        now = time.perf_counter()
+        everything.append(line)
+        found = RUNNING_STAGE.search(line)
+        if found:
+            marks.append((found.group(1), now))
+            lines[found.group(1)] = []
+            print(f"{found.group(1)} ...", file=sys.stderr, flush=True)
+        elif marks:
+            lines[marks[-1][0]].append(line)
+    proc.wait()
+    ended = time.perf_counter()
+    if proc.returncode != 0 or not marks:
+        sys.exit(f"dvc repro failed:\n{''.join(everything)[-3000:]}")
+    ends = [t for _, t in marks[1:]] + [ended]
+    return PipelineRun(
+        dvc_start=marks[0][1] - started,
+        walls={stage: end - t for (stage, t), end in zip(marks, ends, strict=True)},
+        logs={stage: "".join(text) for stage, text in lines.items()},
+        total=ended - started,
+    )
 
 
 def stage_samples(params: dict) -> dict[str, int]:
@@ -217,24 +303,26 @@ def main() -> None:
     cache = REPO / ".dvc" / "cache" if args.share_cache else None
     make_scratch_repo(args.workdir, args.params.read_text(), cache)
 
-    measured, total = [], 0.0
+    stop_shared_server()
+    run = run_pipeline(args.workdir, env)
+    missing = [stage for stage in STAGES if stage not in run.walls]
+    if missing:
+        sys.exit(f"dvc repro did not run {', '.join(missing)}; is the scratch repository fresh?")
+    measured = []
     for stage in STAGES:
-        # --no-run-cache: with --share-cache, DVC's run-cache may hold this very stage from an
-        # earlier benchmark run of the same code and would restore it instead of running it.
-        wall, peak, log = run_measured(
-            ["dvc", "repro", "--single-item", "--no-run-cache", stage], args.workdir, env
-        )
+        wall, log = run.walls[stage], run.logs[stage]
         work = logged_seconds(log, TIMING_PREFIX)
         fixed = wall - work if work is not None else float("nan")
         process = logged_seconds(log, PROCESS_PREFIX)
         in_dvc = wall - process if process is not None else float("nan")
         server = logged_seconds(log, SERVER_START_PREFIX) or 0.0
-        total += wall
+        peak = logged_seconds(log, PEAK_PREFIX) or float("nan")
         measured.append((stage, wall, fixed, in_dvc, server, peak))
         print(
             f"{stage}: {wall:.1f} s, fixed cost {fixed:.1f} s, peak {peak:.0f} MiB",
             file=sys.stderr, flush=True,
         )  # fmt: skip
+    total = run.total
     metrics = json.loads((args.workdir / "eval" / "metrics.json").read_text())
 
     noop, _, _ = run_measured(["dvc", "repro"], args.workdir, env)
@@ -260,7 +348,7 @@ def main() -> None:
         f"one bare training epoch = {bare_epoch:.2f} s; `import torch` = {torch_s:.2f} s.",
         "",
         "| stage | wall s | share % | bare epochs | fixed cost s | of it: DVC s "
-        "| shared server start s | torch import s | the stage's own s "
+        "| wait for shared server s | torch import s | the stage's own s "
         "| peak MiB | images/s | bare PyTorch images/s | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -279,8 +367,12 @@ def main() -> None:
         else:
             lines.append(f"{common}| | | |")
     lines += [
+        f"| DVC's start (once per `dvc repro`) | {run.dvc_start:.1f} "
+        f"| {100 * run.dvc_start / total:.1f} | {run.dvc_start / bare_epoch:.1f} "
+        f"| {run.dvc_start:.1f} | {run.dvc_start:.1f} | 0.0 | 0.0 | 0.0 | | | | |",
         f"| **full run** | {total:.1f} | 100 | {total / bare_epoch:.1f} "
-        f"| {sum(r.fixed for r in rows):.1f} | {sum(r.in_dvc for r in rows):.1f} "
+        f"| {sum(r.fixed for r in rows) + run.dvc_start:.1f} "
+        f"| {sum(r.in_dvc for r in rows) + run.dvc_start:.1f} "
         f"| {sum(r.server for r in rows):.1f} | {sum(r.torch for r in rows):.1f} "
         f"| {sum(r.own for r in rows):.1f} | {max(r.peak for r in rows):.0f} | | | |",
         "",

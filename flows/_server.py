@@ -5,7 +5,10 @@ Without ``PREFECT_API_URL``, Prefect would start a temporary server in every sta
 10 s each) and stop it when the stage ends. Instead, ``shared_server_url`` (called by each stage)
 looks for the server recorded under ``$PREFECT_HOME``; if none answers, it starts this file as a
 detached keeper process, which runs the same server Prefect's temporary one is (uvicorn serving
-``prefect.server.api.server:create_app``, UI off, state in ``$PREFECT_HOME``). Each stage holds a
+``prefect.server.api.server:create_app``, UI off, state in ``$PREFECT_HOME``). A stage run as
+``python -m flows.<stage>`` begins that start before its own imports (``begin_shared_server``,
+called from ``flows/__init__.py``), so the server's start-up (mostly importing Prefect's server,
+about 2.5 s) overlaps the stage's imports on the other core. Each stage holds a
 lease (a file named after its process id) while it runs; the keeper stops the server when no
 lease has been held for ``$SEQMIA_SERVER_IDLE`` seconds (default 120). A lock file serialises
 starting, leasing and stopping, so a stage never gets a server that is about to stop.
@@ -103,11 +106,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_keeper(home: Path, timeout: float) -> dict:
-    """Start the keeper (and through it the server) detached from this process; wait until the
-    API answers. Returns the state to record."""
+# Keepers this process launched, by pid: a dead one stays a zombie (and looks alive to kill(0))
+# until this process reaps it, which ``poll`` does.
+_launched: dict[int, subprocess.Popen] = {}
+
+
+def _keeper_running(pid: int) -> bool:
+    keeper = _launched.get(pid)
+    return keeper.poll() is None if keeper is not None else _alive(pid)
+
+
+def _launch_keeper(home: Path) -> dict:
+    """Start the keeper (and through it the server) detached from this process, without waiting
+    for the server; returns the state to record (``url``, keeper ``pid``, ``since``: its start
+    in seconds since the epoch)."""
     port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
     idle = os.environ.get(IDLE_ENV) or str(DEFAULT_IDLE_SECONDS)
     with open(home / LOG_FILE, "ab") as log:
         keeper = subprocess.Popen(
@@ -116,33 +129,84 @@ def _start_keeper(home: Path, timeout: float) -> dict:
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=home,
             start_new_session=True,  # not stopped by the Ctrl-C or end of the stage that started it
         )  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while not healthy(url, timeout=1.0):
-        if keeper.poll() is not None or time.monotonic() > deadline:
-            if keeper.poll() is None:
-                os.kill(keeper.pid, signal.SIGTERM)
+    _launched[keeper.pid] = keeper
+    return {"url": f"http://127.0.0.1:{port}/api", "pid": keeper.pid, "since": time.time()}
+
+
+def _await_server(home: Path, state: dict, timeout: float) -> float:
+    """Wait until the server of ``state`` answers; returns the seconds waited (0 if it answered
+    at once). A keeper that exits, or whose server does not answer ``timeout`` seconds after
+    the keeper started, is stopped and reported with the end of its log."""
+    began = time.monotonic()
+    pid = int(state["pid"])
+    while not healthy(state["url"], timeout=1.0):
+        if not _keeper_running(pid) or time.time() > float(state.get("since", 0)) + timeout:
+            if _keeper_running(pid):
+                os.kill(pid, signal.SIGTERM)
+            (home / STATE_FILE).unlink(missing_ok=True)
             tail = (home / LOG_FILE).read_text(errors="replace")[-1500:]
             raise RuntimeError(f"the shared Prefect server did not start; its log ends:\n{tail}")
-        time.sleep(0.2)
-    return {"url": url, "pid": keeper.pid}
+        time.sleep(0.05)
+    waited = time.monotonic() - began
+    return waited if waited > 0.05 else 0.0
+
+
+def _lease(home: Path) -> None:
+    leases = home / LEASES_DIR
+    leases.mkdir(exist_ok=True)
+    (leases / str(os.getpid())).touch()
+
+
+def _usable(state: dict | None, timeout: float) -> bool:
+    """A recorded server that answers, or whose keeper runs and is still within its start-up
+    time (begun by a stage that is importing, or by this one)."""
+    if not state or not _keeper_running(int(state["pid"])):
+        return False
+    starting = time.time() <= float(state.get("since", 0)) + timeout
+    return starting or healthy(state["url"])
+
+
+def begin_shared_server(timeout: float = 180.0) -> None:
+    """Start the run's shared server without waiting for it, unless a usable one is recorded,
+    and lease it to this process. A stage calls this before its imports, so that the server
+    starts on the other core while the stage imports Prefect and torch; ``shared_server_url``
+    then waits only for what is left of its start."""
+    home = prefect_home()
+    with _locked(home):
+        if not _usable(read_state(home), timeout):
+            (home / STATE_FILE).write_text(json.dumps(_launch_keeper(home)))
+        _lease(home)
+
+
+def stop_begun_server() -> None:
+    """Stop the keepers this process began (``begin_shared_server``) when the stage turns out to
+    use another Prefect API (one set in a Prefect profile, which only Prefect's settings see)."""
+    home = prefect_home()
+    with _locked(home):
+        state = read_state(home)
+        for pid, keeper in list(_launched.items()):
+            if state and int(state["pid"]) == pid:
+                (home / STATE_FILE).unlink(missing_ok=True)
+            if keeper.poll() is None:
+                keeper.terminate()
+            del _launched[pid]
 
 
 def shared_server_url(timeout: float = 180.0) -> tuple[str, float]:
-    """API URL of the run's shared server (started if none answers), leased to this process
-    until it exits, and the seconds this call spent starting it (0 if it was running)."""
+    """API URL of the run's shared server (started if no usable one is recorded), leased to this
+    process until it exits, and the seconds this call waited for it to start (0 if it was
+    answering)."""
     home = prefect_home()
-    started = 0.0
     with _locked(home):
         state = read_state(home)
-        if not (state and _alive(int(state["pid"])) and healthy(state["url"])):
-            began = time.monotonic()
-            state = _start_keeper(home, timeout)
-            started = time.monotonic() - began
+        if not _usable(state, timeout):
+            if state and _keeper_running(int(state["pid"])):  # a keeper whose server hangs
+                os.kill(int(state["pid"]), signal.SIGTERM)
+            state = _launch_keeper(home)
             (home / STATE_FILE).write_text(json.dumps(state))
-        leases = home / LEASES_DIR
-        leases.mkdir(exist_ok=True)
-        (leases / str(os.getpid())).touch()
-    return state["url"], started
+        waited = _await_server(home, state, timeout)
+        _lease(home)
+    return state["url"], waited
 
 
 def keep(home: Path, port: int, idle: float) -> None:

@@ -17,7 +17,7 @@ from uuid import UUID
 import yaml
 
 import seqmia.params.run  # noqa: F401 - every stage may read seed and device
-from flows._server import SERVER_ENV, shared_server_url
+from flows._server import SERVER_ENV, shared_server_url, stop_begun_server
 from seqmia.artifacts import remove_stale_temporaries
 from seqmia.errors import UserError
 from seqmia.layout import Layout
@@ -39,9 +39,13 @@ TIMING_PREFIX = "stage work seconds:"
 _work_started: list[float] = []
 # Two more lines for the benchmark's account of the fixed cost: the stage process's own wall time
 # (the rest of the stage's wall time is DVC's), and the seconds spent starting the run's shared
-# Prefect server, which only the run's first stage pays.
+# Prefect server, which only the run's first stage pays (what it waited for: the start began
+# before its imports).
 PROCESS_PREFIX = "stage process seconds:"
 SERVER_START_PREFIX = "shared server start seconds:"
+# And its peak memory: the largest resident set of this process and of the worker processes it
+# waited for (side-by-side fits), in MiB.
+PEAK_PREFIX = "stage peak MiB:"
 _server_start_seconds: list[float] = []
 # Seconds to wait for the Prefect API's health endpoint before a stage gives up on it.
 API_TIMEOUT_ENV = "SEQMIA_API_TIMEOUT"
@@ -162,6 +166,7 @@ def use_shared_server() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value() or mode == "temporary":
+        stop_begun_server()  # begun before the imports, when only the environment was known
         return
 
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
@@ -246,8 +251,18 @@ def process_seconds() -> float | None:
     return uptime - starttime / os.sysconf("SC_CLK_TCK")
 
 
+def peak_mib() -> float:
+    """The largest resident set of this process or of any child it waited for, in MiB."""
+    import resource
+
+    largest = max(resource.getrusage(who).ru_maxrss
+                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
+    return largest / 1024  # ru_maxrss is in KiB on Linux
+
+
 def print_timings() -> None:
-    """The lines benchmarks/pipeline.py reads: work, process and shared-server start seconds."""
+    """The lines benchmarks/pipeline.py reads: work, process and shared-server start seconds,
+    and peak memory."""
     if _work_started:
         print(f"{TIMING_PREFIX} {time.perf_counter() - _work_started[0]:.3f}", file=sys.stderr)
     elapsed = process_seconds()
@@ -255,6 +270,7 @@ def print_timings() -> None:
         print(f"{PROCESS_PREFIX} {elapsed:.3f}", file=sys.stderr)
     if _server_start_seconds:
         print(f"{SERVER_START_PREFIX} {_server_start_seconds[0]:.3f}", file=sys.stderr)
+    print(f"{PEAK_PREFIX} {peak_mib():.0f}", file=sys.stderr)
 
 
 def run(flow: Callable[..., object], description: str, workers: int = 1) -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+import flows
+from flows import _server
 from flows._server import LEASES_DIR, STATE_FILE, healthy
+from tests.conftest import STAGES
 from tests.test_pipeline import make_repo, tiny_params
-
-pytestmark = pytest.mark.slow
 
 IDLE_SECONDS = 5
 
@@ -40,6 +41,65 @@ def _flow_run_names(api_url: str) -> list[str]:
     return sorted(flows[r["flow_id"]] for r in runs if r["state_type"] == "COMPLETED")
 
 
+def test_the_stage_list_that_begins_the_server_early_is_dvc_yamls() -> None:
+    assert flows.STAGES == STAGES
+
+
+@pytest.mark.parametrize(
+    ("argv", "stage"),
+    [
+        (["python", "-m", "flows.train"], "train"),
+        (["python", "-m", "flows.evaluate", "--params", "p.yaml"], "evaluate"),
+        (["python", "-m", "flows.train", "--help"], None),  # asks for help: no server
+        (["python", "-m", "flows.experiment"], None),  # not a stage
+        (["python", "-m", "pytest", "tests"], None),
+        (["python", "script.py"], None),
+    ],
+)
+def test_only_a_stage_run_as_a_module_begins_the_server_early(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], stage: str | None
+) -> None:
+    monkeypatch.setattr("sys.orig_argv", argv)
+    assert flows._running_stage() == stage
+
+
+@pytest.mark.slow
+def test_a_begun_server_is_awaited_not_started_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a stage does: begin the start before its imports, then wait for what is left."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    keeper = None
+    try:
+        _server.begin_shared_server(timeout=180)
+        state = json.loads((tmp_path / "home" / STATE_FILE).read_text())
+        keeper = state["pid"]
+        assert state["since"] <= time.time() and not healthy(state["url"])  # not waited for
+        url, waited = _server.shared_server_url(timeout=180)
+        assert url == state["url"] and healthy(url) and waited > 0
+        assert json.loads((tmp_path / "home" / STATE_FILE).read_text()) == state  # not another
+        assert _server.shared_server_url(timeout=180) == (url, 0.0)  # answering: no wait
+        assert (tmp_path / "home" / LEASES_DIR / str(os.getpid())).exists()
+    finally:
+        if keeper is not None and _alive(keeper):
+            os.kill(keeper, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_a_begun_server_stops_when_the_stage_uses_another_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    _server.begin_shared_server(timeout=180)
+    keeper = json.loads((tmp_path / "home" / STATE_FILE).read_text())["pid"]
+    launched = _server._launched[keeper]
+    _server.stop_begun_server()
+    assert launched.wait(timeout=60) is not None
+    assert not (tmp_path / "home" / STATE_FILE).exists()
+
+
+@pytest.mark.slow
 def test_stages_share_one_server_that_stops_when_idle(tmp_path: Path, digits_root: Path) -> None:
     home = tmp_path / "prefect_home"
     env = {
@@ -61,6 +121,8 @@ def test_stages_share_one_server_that_stops_when_idle(tmp_path: Path, digits_roo
         state = json.loads((home / STATE_FILE).read_text())
         keeper = state["pid"]
         assert _alive(keeper) and healthy(state["url"])
+        # the first stage waited for the server it began before its imports; only it did
+        assert out.stderr.count("shared server start seconds:") == 1, out.stderr[-3000:]
         assert _flow_run_names(state["url"]) == ["partition", "prepare"]
 
         # A later stage finds the same server instead of starting another.
