@@ -41,6 +41,23 @@ def _flow_run_names(api_url: str) -> list[str]:
     return sorted(flows[r["flow_id"]] for r in runs if r["state_type"] == "COMPLETED")
 
 
+def _last_log_of_each_run(api_url: str) -> list[str]:
+    """The last log message the server holds for each flow run."""
+
+    def post(path: str, body: dict) -> list[dict]:
+        request = urllib.request.Request(f"{api_url}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    last = []
+    for run in post("/flow_runs/filter", {}):
+        logs = post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}},
+                                     "sort": "TIMESTAMP_ASC"})  # fmt: skip
+        last.append(logs[-1]["message"] if logs else "")
+    return last
+
+
 def test_the_stage_list_that_begins_the_server_early_is_dvc_yamls() -> None:
     assert flows.STAGES == STAGES
 
@@ -133,6 +150,8 @@ def test_stages_share_one_server_that_stops_when_idle(tmp_path: Path, digits_roo
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads((home / STATE_FILE).read_text()) == state
         assert _flow_run_names(state["url"]) == ["partition", "partition", "prepare"]
+        # each stage's process ended without its modules' teardown, after sending its last logs
+        assert _last_log_of_each_run(state["url"]) == ["Finished in state Completed()"] * 3
 
         # With no stage running it stops on its own, and forgets itself.
         deadline = time.monotonic() + IDLE_SECONDS + 60
