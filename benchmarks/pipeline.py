@@ -4,11 +4,10 @@ Runs the given configuration (default: the repository's params.yaml) in a fresh 
 repository with one real ``dvc repro``, as a user runs it, reading its output as it comes: a
 stage's wall time runs from DVC's "Running stage" line for it to the next one (its process, DVC
 saving its outputs and checking the next stage), and each stage prints its own figures at its
-end.
-Then it times a no-change ``dvc repro`` and a ``dvc repro`` after changing only ``attack.*``. In
-the same run it times a bare PyTorch loop of the same model on the same data (plain NCHW tensors,
-one process with all cores, no Prefect, no DVC) for training, distillation and inference, so the
-ratios compare like with like on this machine.
+end. Then it times a no-change ``dvc repro`` and a ``dvc repro`` after changing only
+``attack.*``. In the same run it times a bare PyTorch loop of the same model on the same data
+(plain NCHW tensors, one process with all cores, no Prefect, no DVC) for training, distillation
+and inference, so the ratios compare like with like on this machine.
 
     SEQMIA_DATA_ROOT=../shared/datasets python benchmarks/pipeline.py
 

@@ -15,6 +15,7 @@ import sys
 import pytest
 import yaml
 
+import flows
 from tests.conftest import REPO, STAGES
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -85,3 +86,8 @@ def test_params_name_existing_keys(stage: str) -> None:
         for part in key.split("."):
             assert part in node, f"{stage} declares unknown param {key}"
             node = node[part]
+
+
+def test_the_stages_that_begin_the_shared_server_early_are_dvc_yamls() -> None:
+    """flows/__init__.py starts the run's Prefect server early for ``python -m flows.<stage>``."""
+    assert flows.STAGES == STAGES

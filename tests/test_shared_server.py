@@ -16,7 +16,6 @@ import pytest
 import flows
 from flows import _server
 from flows._server import LEASES_DIR, STATE_FILE, healthy
-from tests.conftest import STAGES
 from tests.test_pipeline import make_repo, tiny_params
 
 IDLE_SECONDS = 5
@@ -56,10 +55,6 @@ def _last_log_of_each_run(api_url: str) -> list[str]:
                                      "sort": "TIMESTAMP_ASC"})  # fmt: skip
         last.append(logs[-1]["message"] if logs else "")
     return last
-
-
-def test_the_stage_list_that_begins_the_server_early_is_dvc_yamls() -> None:
-    assert flows.STAGES == STAGES
 
 
 @pytest.mark.parametrize(
