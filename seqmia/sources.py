@@ -11,7 +11,10 @@ layout and the real files.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -30,7 +33,7 @@ from seqmia.data.readers import (
     reading,
 )
 from seqmia.dataset_registry import DATASETS
-from seqmia.errors import DamagedFileError, first_line
+from seqmia.errors import DamagedFileError, UserError, first_line
 from seqmia.tabular import load_tabular  # noqa: F401 - a reader the registry names here
 from seqmia.text import load_news20  # noqa: F401 - a reader the registry names here
 
@@ -239,31 +242,91 @@ def load_idx(name: str, root: Path, download: bool) -> RawDataset:
 # GTSRB: torchvision's layout (train: class folders of .ppm; test: Final_Test + a CSV of labels)
 
 
+def gtsrb_samples(base: Path) -> list[tuple[Path, int, str]]:
+    """(image file, class id, split) of every GTSRB image under ``base``, in torchvision's order:
+    the training class folders sorted by name (a folder's position is its label) with their
+    ``.ppm`` files sorted, then the test images in the order of ``GT-final_test.csv``.
+
+    Raises ``UserError`` naming an empty class folder, a missing or malformed label file, or an
+    image the label file lists that is not there."""
+    training = base / "GTSRB" / "Training"
+    classes = sorted(p.name for p in training.iterdir() if p.is_dir())
+    samples = []
+    for label, name in enumerate(classes):
+        images = [Path(folder, f) for folder, _, files in sorted(os.walk(training / name))
+                  for f in sorted(files) if f.lower().endswith(".ppm")]  # fmt: skip
+        if not images:
+            raise UserError(
+                f"GTSRB class folder {training / name} holds no .ppm image; restore it from the "
+                "dataset's source (re-download) or remove the folder"
+            )
+        samples += [(f, label, "train") for f in images]
+    test_images = base / "GTSRB" / "Final_Test" / "Images"
+    if not test_images.is_dir():
+        return samples  # the training archive alone is a usable copy
+    labels = base / "GT-final_test.csv"
+    if not labels.is_file():
+        raise UserError(
+            f"GTSRB test images are in {test_images} but their labels file {labels} is missing; "
+            "add GT-final_test.csv from the dataset's source, or remove Final_Test"
+        )
+    with open(labels, newline="", encoding="utf-8", errors="replace") as rows:
+        for line, row in enumerate(csv.DictReader(rows, delimiter=";", skipinitialspace=True), 2):
+            try:
+                image, class_id = test_images / row["Filename"], int(row["ClassId"])
+            except (KeyError, TypeError, ValueError):
+                raise DamagedFileError(
+                    f"GTSRB labels file {labels}, line {line}: no file name or integer ClassId "
+                    f"({'; '.join(f'{k}={v}' for k, v in row.items())}); replace the file with "
+                    "the publisher's GT-final_test.csv"
+                ) from None
+            if not image.is_file():
+                raise DamagedFileError(
+                    f"GTSRB labels file {labels}, line {line}, names {image}, which is missing; "
+                    "restore the test images from the dataset's source (re-download)"
+                )
+            samples.append((image, class_id, "test"))
+    return samples
+
+
+def read_gtsrb_image(path: Path, size: int) -> np.ndarray:
+    """One GTSRB image as torchvision loads it (PIL, RGB), resized to ``size`` x ``size``
+    (bilinear): (size, size, 3) uint8. A ``DamagedFileError`` names a file that is not one."""
+    blob = path.read_bytes()
+    if not blob:
+        raise DamagedFileError(
+            f"GTSRB image {path} is empty (0 bytes); restore it from the dataset's source "
+            "(re-download) or delete it"
+        )
+    try:
+        with Image.open(io.BytesIO(blob)) as img:
+            rgb = img.convert("RGB")
+        return np.asarray(rgb.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for bad files
+        raise DamagedFileError(
+            f"GTSRB image {path} cannot be decoded ({first_line(err)}): truncated, corrupt or not "
+            "an image; restore it from the dataset's source (re-download) or delete it"
+        ) from None
+
+
 def read_gtsrb(base: Path, size: int = GTSRB_SIZE) -> RawDataset:
     """``base`` = ``<root>/gtsrb`` as torchvision's GTSRB lays it out under its ``root``:
     ``GTSRB/Training/<00000…>/*.ppm`` and ``GTSRB/Final_Test/Images/*.ppm`` with labels in
     ``GT-final_test.csv`` (``;``-separated, columns Filename … ClassId). Each image is resized to
-    ``size`` x ``size`` (bilinear). x (N, size, size, 3) uint8; 43 classes named by their id."""
-    from torchvision.datasets import GTSRB
+    ``size`` x ``size`` (bilinear). x (N, size, size, 3) uint8; classes named by their id.
 
-    parent = base.parent
-    xs, ys, splits = [], [], []
-    for split in ("train", "test"):
-        if split == "test" and not (base / "GTSRB" / "Final_Test" / "Images").is_dir():
-            continue  # the training archive alone is a usable copy
-        ds = GTSRB(str(parent), split=split)
-        for i in range(len(ds)):
-            img, label = ds[i]  # PIL RGB image, class id
-            xs.append(np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8))
-            ys.append(int(label))
-            splits.append(split)
+    Read here rather than through torchvision's dataset class, with the same order, decoding and
+    resizing, so that a damaged file or label row is named in the error."""
+    samples = gtsrb_samples(base)
+    x = np.stack([read_gtsrb_image(path, size) for path, _, _ in samples])
+    ys = [label for _, label, _ in samples]
     files = [f for f in base.rglob("*") if f.is_file() and f.suffix.lower() in (".ppm", ".csv")]
     sha, _ = hash_files(files, base)
     num_classes = max(ys) + 1
     return RawDataset(
-        x=np.stack(xs),
+        x=x,
         y=np.asarray(ys, dtype=np.int64),
-        split=np.array(splits),
+        split=np.array([split for _, _, split in samples]),
         classes=[f"{i:05d}" for i in range(num_classes)],
         source=f"torchvision GTSRB layout {base.resolve()}, resized to {size}x{size}",
         sha256=sha,

@@ -16,6 +16,7 @@ from PIL import Image
 from seqmia.config import DATASET_NAMES, FEATURE_DATASETS
 from seqmia.data.readers import DatasetNotFoundError, hash_files
 from seqmia.dataset_registry import IMAGE_DATASETS, TABULAR_DATASETS, TEXT_DATASETS
+from seqmia.errors import UserError
 from seqmia.sources import load_dataset, read_idx
 from seqmia.tabular import TABULAR, TabularFormatError, parse_tabular_archive
 
@@ -241,8 +242,10 @@ def test_cinic10_three_splits(tmp_path):
     assert list(data.split) == ["train"] * 4 + ["valid"] * 2 + ["test"] * 2
 
 
-def test_gtsrb_torchvision_layout_resized(tmp_path):
-    base = tmp_path / "gtsrb" / "gtsrb"
+def write_gtsrb(root: Path) -> Path:
+    """A small GTSRB copy in torchvision's layout under ``root/gtsrb``; returns its base folder
+    (``root/gtsrb/gtsrb``). Training: classes 0, 1, 2 with 2, 1, 2 images; test: 3 images."""
+    base = root / "gtsrb" / "gtsrb"
     rng = np.random.default_rng(5)
     for cls, count in ((0, 2), (1, 1), (2, 2)):  # torchvision labels by class-folder order
         folder = base / "GTSRB" / "Training" / f"{cls:05d}"
@@ -261,11 +264,78 @@ def test_gtsrb_torchvision_layout_resized(tmp_path):
         )
         rows.append(f"{i:05d}.ppm;33;40;1;1;30;38;{cls}")
     (base / "GT-final_test.csv").write_text("\n".join(rows) + "\n")
+    return base
+
+
+def test_gtsrb_torchvision_layout_resized(tmp_path):
+    write_gtsrb(tmp_path)
     data = load_dataset("gtsrb", tmp_path)
     assert data.x.shape == (8, 32, 32, 3) and data.x.dtype == np.uint8
     np.testing.assert_array_equal(data.y, [0, 0, 1, 2, 2, 2, 1, 0])
     assert list(data.split) == ["train"] * 5 + ["test"] * 3
     assert data.classes == ["00000", "00001", "00002"]
+
+
+def test_gtsrb_reads_as_torchvisions_gtsrb_does(tmp_path):
+    """Same order, labels and pixels as torchvision's dataset class, resized as before."""
+    from torchvision.datasets import GTSRB
+
+    base = write_gtsrb(tmp_path)
+    data = load_dataset("gtsrb", tmp_path)
+    expected = [GTSRB(str(base.parent), split=split)[i] for split, n in (("train", 5), ("test", 3))
+                for i in range(n)]  # fmt: skip
+    for row, (img, label) in enumerate(expected):
+        np.testing.assert_array_equal(data.x[row], np.asarray(img.resize((32, 32), Image.BILINEAR)))
+        assert data.y[row] == label
+
+
+def _damage_truncated(base: Path) -> Path:
+    image = base / "GTSRB" / "Training" / "00001" / "00000_00000.ppm"
+    image.write_bytes(image.read_bytes()[:40])
+    return image
+
+
+def _damage_empty(base: Path) -> Path:
+    image = base / "GTSRB" / "Final_Test" / "Images" / "00001.ppm"
+    image.write_bytes(b"")
+    return image
+
+
+def _damage_missing_image(base: Path) -> Path:
+    (base / "GTSRB" / "Final_Test" / "Images" / "00002.ppm").unlink()
+    return base / "GT-final_test.csv"
+
+
+def _damage_bad_class(base: Path) -> Path:
+    labels = base / "GT-final_test.csv"
+    labels.write_text(labels.read_text().replace(";30;38;1", ";30;38;one"))
+    return labels
+
+
+def _damage_no_labels(base: Path) -> Path:
+    (base / "GT-final_test.csv").unlink()
+    return base / "GT-final_test.csv"
+
+
+def _damage_empty_class(base: Path) -> Path:
+    folder = base / "GTSRB" / "Training" / "00001"
+    (folder / "00000_00000.ppm").unlink()
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [(_damage_truncated, "cannot be decoded"), (_damage_empty, "is empty"),
+     (_damage_missing_image, "line 4"), (_damage_bad_class, "line 3"),
+     (_damage_no_labels, "is missing"), (_damage_empty_class, "holds no .ppm image")],
+)  # fmt: skip
+def test_a_damaged_gtsrb_copy_names_the_file_and_what_is_wrong(tmp_path, damage, said):
+    named = damage(write_gtsrb(tmp_path))
+    with pytest.raises(UserError) as info:
+        load_dataset("gtsrb", tmp_path)
+    message = str(info.value)
+    assert str(named) in message and said in message
+    assert "re-download" in message or "publisher" in message or "add GT-final_test" in message
 
 
 @pytest.mark.parametrize("name", ["cifar100", "gtsrb", "cinic10", "mnist"])
