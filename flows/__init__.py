@@ -70,9 +70,8 @@ def _begin_shared_server() -> None:
         return
     if (os.environ.get(_server.SERVER_ENV) or "shared") != "shared":
         return
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
     try:
-        _server.begin_shared_server(timeout)
+        _server.begin_shared_server(_server.startup_timeout())
     except (OSError, ValueError):
         pass  # an unwritable PREFECT_HOME, a bad timeout: the stage reports it when it starts one
 

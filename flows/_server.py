@@ -166,6 +166,25 @@ def _usable(state: dict | None, timeout: float) -> bool:
     return starting or healthy(state["url"])
 
 
+def startup_timeout() -> float:
+    """Seconds a server may take to start: ``$PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``,
+    the setting of Prefect's own temporary server (default 180 here)."""
+    return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
+
+
+def _recorded_or_launched(home: Path, timeout: float) -> dict:
+    """The recorded server if it is usable; otherwise a newly launched keeper's state, recorded
+    (a keeper whose server hangs past its start-up time is stopped first). Call under the lock."""
+    state = read_state(home)
+    if _usable(state, timeout):
+        return state
+    if state and _keeper_running(int(state["pid"])):  # a keeper whose server hangs
+        os.kill(int(state["pid"]), signal.SIGTERM)
+    state = _launch_keeper(home)
+    (home / STATE_FILE).write_text(json.dumps(state))
+    return state
+
+
 def begin_shared_server(timeout: float = 180.0) -> None:
     """Start the run's shared server without waiting for it, unless a usable one is recorded,
     and lease it to this process. A stage calls this before its imports, so that the server
@@ -173,8 +192,7 @@ def begin_shared_server(timeout: float = 180.0) -> None:
     then waits only for what is left of its start."""
     home = prefect_home()
     with _locked(home):
-        if not _usable(read_state(home), timeout):
-            (home / STATE_FILE).write_text(json.dumps(_launch_keeper(home)))
+        _recorded_or_launched(home, timeout)
         _lease(home)
 
 
@@ -198,12 +216,7 @@ def shared_server_url(timeout: float = 180.0) -> tuple[str, float]:
     answering)."""
     home = prefect_home()
     with _locked(home):
-        state = read_state(home)
-        if not _usable(state, timeout):
-            if state and _keeper_running(int(state["pid"])):  # a keeper whose server hangs
-                os.kill(int(state["pid"]), signal.SIGTERM)
-            state = _launch_keeper(home)
-            (home / STATE_FILE).write_text(json.dumps(state))
+        state = _recorded_or_launched(home, timeout)
         waited = _await_server(home, state, timeout)
         _lease(home)
     return state["url"], waited

@@ -19,7 +19,7 @@ from uuid import UUID
 import yaml
 
 import seqmia.params.run  # noqa: F401 - every stage may read seed and device
-from flows._server import SERVER_ENV, shared_server_url, stop_begun_server
+from flows._server import SERVER_ENV, shared_server_url, startup_timeout, stop_begun_server
 from seqmia.artifacts import remove_stale_temporaries
 from seqmia.errors import UserError
 from seqmia.layout import Layout
@@ -171,8 +171,7 @@ def use_shared_server() -> None:
         stop_begun_server()  # begun before the imports, when only the environment was known
         return
 
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
-    os.environ["PREFECT_API_URL"], started = shared_server_url(timeout)
+    os.environ["PREFECT_API_URL"], started = shared_server_url(startup_timeout())
     if started:
         _server_start_seconds.append(started)
     prefect.context.refresh_global_settings_context()  # Prefect read the environment at import
