@@ -11,9 +11,17 @@ attention models of a default baselines stage trained one by one against the sam
 into one batched model (weights (M, ...), one ``bmm`` per time step for all of them): stacking
 gives up oneDNN's fused kernels, and this measures what that costs.
 
-    python benchmarks/attack_step.py [--steps 300]
+Last, it bounds the stage from below: each model of the configuration's baselines stage trains a
+few real epochs (``seqmia.attack.train_attack``, the default run's row counts and sequence
+length, random inputs) under torch's profiler, and the time inside the kernels that do the
+arithmetic (matrix products and the fused recurrent kernels) is what remains of an epoch when
+everything else (Python, dispatch, the optimiser, the held-out AUC) costs nothing. Summed over
+every model's epochs and divided among the workers, that is the least time any implementation
+with the same kernels (and so the same float32 arithmetic) could spend on the stage's training.
 
-Prints a Markdown table.
+    python benchmarks/attack_step.py [--steps 300] [--params params.yaml]
+
+Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -23,15 +31,29 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from seqmia.attack import SequenceAttack  # noqa: E402
+from seqmia.attack import (  # noqa: E402
+    SequenceAttack,
+    build_attack,
+    init_attack_weights,
+    train_attack,
+)
+from seqmia.baseline_fit import RoleInputs, baseline_features  # noqa: E402
+from seqmia.baseline_registry import BaselineSpec, expand_baselines  # noqa: E402
+from seqmia.params.whole import load_params  # noqa: E402
+from seqmia.recipe import Recipe, as_recipe  # noqa: E402
 
 # oneDNN's fused recurrent kernels (forward and backward), as torch's profiler names them.
 RECURRENT_KERNELS = ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward")
+# Every kernel that does a model's arithmetic: the recurrent ones and the matrix products of the
+# attention, the linear layers and their gradients.
+ARITHMETIC_KERNELS = (*RECURRENT_KERNELS, "aten::addmm", "aten::mm", "aten::bmm")
 
 
 def make_step(k: int, bf16: bool):
@@ -140,9 +162,73 @@ def recurrent_share(step, steps: int) -> float:
     return inside / total
 
 
+def random_role(rows: int, snapshots: int, metrics: list[str], classes: int = 10) -> RoleInputs:
+    """A role's inputs with ``rows`` samples of random sequences and final logits."""
+    generator = np.random.default_rng(0)
+    samples = pd.DataFrame({"sample_id": np.arange(rows), "member": np.arange(rows) % 2})
+    return RoleInputs(samples, generator.normal(size=(rows, snapshots, len(metrics))), metrics,
+                      generator.normal(size=(rows, classes)))  # fmt: skip
+
+
+def epoch_split(
+    spec: BaselineSpec, recipe: Recipe, role: RoleInputs, train: int, topk: int, hidden: int
+) -> tuple[float, float]:
+    """(seconds of one training epoch of ``spec``, of them inside ``ARITHMETIC_KERNELS``), from
+    real ``train_attack`` epochs on ``role``'s features: its first ``train`` rows train, the
+    others are held out."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(baseline_features(spec, role, topk)).float()  # (N, ...)
+    y = torch.from_numpy(role.samples["member"].to_numpy())
+
+    def run(epochs: int) -> float:
+        model = init_attack_weights(build_attack(spec.architecture, tuple(x.shape[1:]), hidden, 1,
+                                                 spec.mlp_widths), generator)  # fmt: skip
+        started = time.perf_counter()
+        recipe_of_run = as_recipe(recipe, epochs=epochs)
+        train_attack(model, x[:train], y[:train], x[train:], y[train:], recipe_of_run, generator,
+                     selection="best_val_auc")  # fmt: skip
+        return time.perf_counter() - started
+
+    run(2)  # warm-up: oneDNN primitives are created on first use
+    epochs = 4
+    per_epoch = run(epochs) / epochs
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run(epochs)
+    inside = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in ARITHMETIC_KERNELS)
+    return per_epoch, inside / 1e6 / epochs
+
+
+def stage_floor(params_file: str, rows: tuple[int, int], snapshots: int, workers: int) -> None:
+    """Print, for each model of the baselines stage, its epoch time and the part of it inside
+    the arithmetic kernels, and the stage's training time now and at that floor."""
+    params = load_params(params_file)
+    b, metrics = params.baselines, list(params.sequences.metrics)
+    role = random_role(sum(rows), snapshots, metrics)
+    now = floor = 0.0
+    print(f"\nBaselines stage of {params_file}: {rows[0]} training and {rows[1]} held-out rows, "
+          f"{snapshots} snapshots, one thread per model, {workers} workers.\n")  # fmt: skip
+    print("| model | epochs | epoch ms | of it in arithmetic kernels, ms | share |")
+    print("|---|---:|---:|---:|---:|")
+    for spec in expand_baselines(b.attacks, metrics):
+        recipe = as_recipe(getattr(b, spec.recipe))
+        epoch, inside = epoch_split(spec, recipe, role, rows[0], b.topk, b.hidden_size)
+        now += recipe.epochs * epoch / workers
+        floor += recipe.epochs * inside / workers
+        print(f"| {spec.name} | {recipe.epochs} | {1000 * epoch:.1f} | {1000 * inside:.1f} | "
+              f"{100 * inside / epoch:.0f}% |")  # fmt: skip
+    print(f"\n| stage's training, all models on {workers} workers | seconds |\n|---|---:|")
+    print(f"| as it trains now (epochs x epoch time / workers) | {now:.1f} |")
+    print(f"| floor: arithmetic kernels only | {floor:.1f} ({100 * floor / now:.0f}% of now) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--params", default="params.yaml", help="configuration of the floor")
+    parser.add_argument("--rows", type=int, nargs=2, default=(4000, 1000),
+                        metavar=("TRAIN", "HELD_OUT"), help="shadow rows")  # fmt: skip
+    parser.add_argument("--snapshots", type=int, default=21, help="the default run's T")
+    parser.add_argument("--workers", type=int, default=2, help="one-thread workers (cores)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     fp32 = ms_per_step(make_step(1, bf16=False), args.steps)
@@ -160,6 +246,7 @@ def main() -> None:
     print(f"| six models one by one, ms per step of all six | {one_by_one:.2f} |")
     print(f"| the six stacked into one batched model, ms | {stacked:.2f} "
           f"({one_by_one / stacked:.2f}x as fast) |")  # fmt: skip
+    stage_floor(args.params, tuple(args.rows), args.snapshots, args.workers)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,14 @@ by the bare loop's time for one training epoch over the target's members, which 
 the machine's speed when runs on different hosts or days are compared. ``--compare-metrics FILE``
 says whether the run's ``eval/metrics.json`` equals FILE (e.g. the one of the last committed run).
 
-Prints a Markdown table; ``--out FILE`` also writes it to FILE.
+Where the machine's CPU went during each stage is a second table: /proc is read at every
+"Running stage" line, and a stage's interval splits the machine's busy CPU seconds into the
+shared Prefect server's processes, DVC's own process, other processes that lived through the
+interval (anything else on the machine, this benchmark included), and the remainder: the
+stage's processes (and any other process that started and ended within it). Steal is the time
+the hypervisor gave this machine's CPUs to others.
+
+Prints Markdown tables; ``--out FILE`` also writes them to FILE.
 """
 
 from __future__ import annotations
@@ -103,6 +110,66 @@ def logged_seconds(log: str, prefix: str) -> float | None:
 
 
 RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
+TICKS = os.sysconf("SC_CLK_TCK")
+# Command-line fragments of the shared server's processes: its keeper and its uvicorn.
+SERVER_PROCESSES = ("flows/_server.py", "prefect.server.api.server:create_app")
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuSnapshot:
+    """The machine's CPU seconds at one moment: busy and stolen (from /proc/stat), and each
+    process's own (pid -> (seconds, kind): "server", "dvc" or "other")."""
+
+    busy: float
+    steal: float
+    processes: dict[int, tuple[float, str]]
+
+
+def cpu_snapshot(dvc_pid: int) -> CpuSnapshot:
+    """Read /proc now; ``dvc_pid`` is DVC's own process."""
+    # cpu  user nice system idle iowait irq softirq steal ...
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    processes: dict[int, tuple[float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended while being read
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"; utime, stime: 12th, 13th
+        pid = int(entry.name)
+        kind = "server" if any(f in cmdline for f in SERVER_PROCESSES) else "other"
+        kind = "dvc" if pid == dvc_pid else kind
+        processes[pid] = ((int(fields[11]) + int(fields[12])) / TICKS, kind)
+    return CpuSnapshot((user + nice + system + irq + softirq) / TICKS, steal / TICKS, processes)
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuShare:
+    """CPU seconds of one interval: the machine's busy and stolen time, and who was busy."""
+
+    busy: float
+    steal: float
+    server: float
+    dvc: float
+    other: float
+
+    @property
+    def stage(self) -> float:
+        """The rest: the stage's processes (and any that began and ended in the interval)."""
+        return self.busy - self.server - self.dvc - self.other
+
+
+def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> CpuShare:
+    """Who used the CPU from ``before`` to ``after``: a process that lived through the interval
+    counts its increase, one that began within it all of its seconds."""
+    by_kind = {"server": 0.0, "dvc": 0.0, "other": 0.0}
+    for pid, (seconds, kind) in after.processes.items():
+        by_kind[kind] += seconds - before.processes.get(pid, (0.0, kind))[0]
+    return CpuShare(after.busy - before.busy, after.steal - before.steal, **by_kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +179,7 @@ class PipelineRun:
     dvc_start: float  # seconds from launching DVC to its first "Running stage" line
     walls: dict[str, float]  # stage -> seconds from its "Running stage" line to the next one
     logs: dict[str, str]  # stage -> the output between those lines (its own lines included)
+    cpu: dict[str, CpuShare]  # stage -> where the machine's CPU went over its wall time
     total: float
 
 
@@ -148,6 +216,7 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> PipelineRun:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     marks: list[tuple[str, float]] = []
+    snapshots: list[CpuSnapshot] = []
     lines: dict[str, list[str]] = {}
     everything: list[str] = []
     for line in proc.stdout:
@@ -156,10 +225,14 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> PipelineRun:
         found = RUNNING_STAGE.search(line)
         if found:
             marks.append((found.group(1), now))
+            snapshots.append(cpu_snapshot(proc.pid))
             lines[found.group(1)] = []
             print(f"{found.group(1)} ...", file=sys.stderr, flush=True)
         elif marks:
             lines[marks[-1][0]].append(line)
+    # Before waiting for DVC: its process is still in /proc (running, or ended and not yet
+    # reaped), so its seconds still count as DVC's.
+    snapshots.append(cpu_snapshot(proc.pid))
     proc.wait()
     ended = time.perf_counter()
     if proc.returncode != 0 or not marks:
@@ -169,6 +242,10 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> PipelineRun:
         dvc_start=marks[0][1] - started,
         walls={stage: end - t for (stage, t), end in zip(marks, ends, strict=True)},
         logs={stage: "".join(text) for stage, text in lines.items()},
+        cpu={
+            stage: cpu_between(a, b)
+            for (stage, _), a, b in zip(marks, snapshots[:-1], snapshots[1:], strict=True)
+        },
         total=ended - started,
     )
 
@@ -395,6 +472,21 @@ def main() -> None:
         lines.append(
             f"\n{role} model: train accuracy {m['train_accuracy']:.4f}, "
             f"test accuracy {m['test_accuracy']:.4f}"
+        )
+    lines += [
+        "",
+        f"Where the CPU went ({os.cpu_count()} CPUs; seconds of CPU time over each stage's wall "
+        "time):",
+        "",
+        "| stage | wall s | machine busy s | busy % of all CPUs | the stage's processes s "
+        "| shared server s | DVC s | other processes s | steal s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for stage in STAGES:
+        c, wall = run.cpu[stage], run.walls[stage]
+        lines.append(
+            f"| {stage} | {wall:.1f} | {c.busy:.1f} | {100 * c.busy / (wall * os.cpu_count()):.0f} "
+            f"| {c.stage:.1f} | {c.server:.1f} | {c.dvc:.1f} | {c.other:.1f} | {c.steal:.1f} |"
         )
     if args.compare_metrics:
         lines.append("\n" + compare_metrics(metrics, json.loads(args.compare_metrics.read_text())))
