@@ -178,7 +178,7 @@ def epoch_split(
     others are held out."""
     generator = torch.Generator().manual_seed(0)
     x = torch.from_numpy(baseline_features(spec, role, topk)).float()  # (N, ...)
-    y = torch.from_numpy(role.samples["member"].to_numpy())
+    y = torch.tensor(role.samples["member"].to_numpy())  # (N,) 0/1
 
     def run(epochs: int) -> float:
         model = init_attack_weights(build_attack(spec.architecture, tuple(x.shape[1:]), hidden, 1,
