@@ -44,7 +44,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -56,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: make the repository importable
 
 from benchmarks.scratch_repo import make_scratch_repo  # noqa: E402
-from flows._server import prefect_home, read_state  # noqa: E402
+from flows._server import stop_shared_server  # noqa: E402
 from flows._stage import (  # noqa: E402
     PEAK_PREFIX,
     PROCESS_PREFIX,
@@ -181,27 +180,6 @@ class PipelineRun:
     logs: dict[str, str]  # stage -> the output between those lines (its own lines included)
     cpu: dict[str, CpuShare]  # stage -> where the machine's CPU went over its wall time
     total: float
-
-
-def stop_shared_server() -> None:
-    """Stop the shared Prefect server recorded under ``$PREFECT_HOME``, if one runs, so that the
-    run's first stage pays its start as a user's first run of the day does."""
-    state = read_state(prefect_home())
-    if not state:
-        return
-    pid = int(state["pid"])
-    try:
-        os.kill(pid, signal.SIGTERM)  # the keeper stops its server, then exits
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    sys.exit(f"the shared Prefect server's keeper (pid {pid}) did not stop within 60 s")
 
 
 def run_pipeline(workdir: Path, env: dict[str, str]) -> PipelineRun:
@@ -379,7 +357,10 @@ def main() -> None:
     cache = REPO / ".dvc" / "cache" if args.share_cache else None
     make_scratch_repo(args.workdir, args.params.read_text(), cache)
 
-    stop_shared_server()
+    try:
+        stop_shared_server()  # so that the run's first stage pays its start, as a first run does
+    except RuntimeError as err:
+        sys.exit(str(err))
     run = run_pipeline(args.workdir, env)
     missing = [stage for stage in STAGES if stage not in run.walls]
     if missing:

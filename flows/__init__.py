@@ -68,7 +68,7 @@ def _begin_shared_server() -> None:
 
     if _running_stage() is None or os.environ.get("PREFECT_API_URL"):
         return
-    if (os.environ.get(_server.SERVER_ENV) or "shared") != "shared":
+    if _server.server_mode() != "shared":
         return
     try:
         _server.begin_shared_server(_server.startup_timeout())

@@ -44,6 +44,11 @@ LEASES_DIR = "seqmia-server.leases"
 POLL_SECONDS = 1.0
 
 
+def server_mode() -> str:
+    """``$SEQMIA_PREFECT_SERVER``, "shared" when unset (the caller checks the value)."""
+    return os.environ.get(SERVER_ENV) or "shared"
+
+
 def prefect_home() -> Path:
     """``$PREFECT_HOME``, or Prefect's default ``~/.prefect``."""
     return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
@@ -208,6 +213,26 @@ def stop_begun_server() -> None:
             if keeper.poll() is None:
                 keeper.terminate()
             del _launched[pid]
+
+
+def stop_shared_server(wait: float = 60.0) -> None:
+    """Stop the shared server recorded under ``$PREFECT_HOME``, if one runs, and wait up to
+    ``wait`` seconds for its keeper to exit (it stops its server first); ``RuntimeError`` if it
+    does not. The benchmark calls this so that a run's first stage pays the server's start."""
+    state = read_state(prefect_home())
+    if not state:
+        return
+    pid = int(state["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + wait
+    while _keeper_running(pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the shared Prefect server's keeper (pid {pid}) did not stop "
+                               f"within {wait:g} s")  # fmt: skip
+        time.sleep(0.2)
 
 
 def shared_server_url(timeout: float = 180.0) -> tuple[str, float]:

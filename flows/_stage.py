@@ -19,7 +19,13 @@ from uuid import UUID
 import yaml
 
 import seqmia.params.run  # noqa: F401 - every stage may read seed and device
-from flows._server import SERVER_ENV, shared_server_url, startup_timeout, stop_begun_server
+from flows._server import (
+    SERVER_ENV,
+    server_mode,
+    shared_server_url,
+    startup_timeout,
+    stop_begun_server,
+)
 from seqmia.artifacts import remove_stale_temporaries
 from seqmia.errors import UserError
 from seqmia.layout import Layout
@@ -161,7 +167,7 @@ def use_shared_server() -> None:
     """Without ``PREFECT_API_URL``, point this process at the run's shared local server (see
     flows/_server.py) instead of letting Prefect start a temporary one in every stage;
     ``SEQMIA_PREFECT_SERVER=temporary`` keeps Prefect's own temporary server."""
-    mode = os.environ.get(SERVER_ENV) or "shared"
+    mode = server_mode()
     if mode not in ("shared", "temporary"):
         raise UserError(f"{SERVER_ENV} must be 'shared' or 'temporary', got {mode!r}")
     import prefect.context

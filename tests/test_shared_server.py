@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -73,6 +74,23 @@ def test_only_a_stage_run_as_a_module_begins_the_server_early(
 ) -> None:
     monkeypatch.setattr("sys.orig_argv", argv)
     assert flows._running_stage() == stage
+
+
+def test_stop_shared_server_ends_the_recorded_keeper_and_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    _server.stop_shared_server()  # nothing recorded: nothing to do
+    keeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    _server._launched[keeper.pid] = keeper  # as if launched here, so that it is reaped
+    try:
+        (tmp_path / STATE_FILE).write_text(json.dumps({"url": "", "pid": keeper.pid}))
+        _server.stop_shared_server(wait=30)
+        assert keeper.poll() is not None
+    finally:
+        _server._launched.pop(keeper.pid, None)
+        if keeper.poll() is None:
+            keeper.kill()
 
 
 @pytest.mark.slow
