@@ -3,15 +3,21 @@ it and stopped by itself once no stage has used it for a while.
 
 Without ``PREFECT_API_URL``, Prefect would start a temporary server in every stage process (about
 10 s each) and stop it when the stage ends. Instead, ``shared_server_url`` (called by each stage)
-looks for the server recorded under ``$PREFECT_HOME``; if none answers, it starts this file as a
+looks for the server published under ``$PREFECT_HOME``; if none is alive, it starts this file as a
 detached keeper process, which runs the same server Prefect's temporary one is (uvicorn serving
-``prefect.server.api.server:create_app``, UI off, state in ``$PREFECT_HOME``). A stage run as
-``python -m flows.<stage>`` begins that start before its own imports (``begin_shared_server``,
-called from ``flows/__init__.py``), so the server's start-up (mostly importing Prefect's server,
-about 2.5 s) overlaps the stage's imports on the other core. Each stage holds a
-lease (a file named after its process id) while it runs; the keeper stops the server when no
-lease has been held for ``$SEQMIA_SERVER_IDLE`` seconds (default 120). A lock file serialises
-starting, leasing and stopping, so a stage never gets a server that is about to stop.
+``prefect.server.api.server:create_app``, UI off, state in ``$PREFECT_HOME``).
+
+Every question "is it alive?" is answered by a file lock, never by a process id read back from a
+file, and nothing here signals a process it did not start:
+- the keeper publishes its address in ``seqmia-server.json`` and holds an exclusive lock on that
+  file for as long as it runs; the kernel releases the lock when the keeper exits, however it
+  exits, so a stale or hand-written file whose lock is free is ignored and replaced;
+- each stage holds a shared lock on ``seqmia-server.lease`` while it runs; the keeper stops its
+  server once nobody has held one for ``$SEQMIA_SERVER_IDLE`` seconds (default 120);
+- a keeper is asked to stop by the file ``seqmia-server.stop``; it stops its server (a child it
+  holds) and exits; it also gives up on a server that does not answer within the start-up time;
+- ``seqmia-server.lock`` serialises starting, leasing and stopping, so a stage never gets a
+  server that is about to stop.
 
 This module imports only the standard library: the keeper must not pay Prefect's import time.
 """
@@ -22,15 +28,19 @@ import argparse
 import contextlib
 import fcntl
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 # "shared" (default): the stages share one server as above; "temporary": Prefect's own temporary
 # server in each stage process, as Prefect does without PREFECT_API_URL.
@@ -39,9 +49,14 @@ IDLE_ENV = "SEQMIA_SERVER_IDLE"
 DEFAULT_IDLE_SECONDS = 120.0
 STATE_FILE = "seqmia-server.json"
 LOCK_FILE = "seqmia-server.lock"
+LEASE_FILE = "seqmia-server.lease"
+STOP_FILE = "seqmia-server.stop"
 LOG_FILE = "seqmia-server.log"
-LEASES_DIR = "seqmia-server.leases"
 POLL_SECONDS = 1.0
+# Seconds a launched keeper may take to publish its address (it imports the standard library only).
+PUBLISH_SECONDS = 30.0
+# The only address a keeper publishes: the loopback interface, a port, Prefect's API path.
+_URL = re.compile(r"http://127\.0\.0\.1:(\d{1,5})/api")
 
 
 def server_mode() -> str:
@@ -51,7 +66,13 @@ def server_mode() -> str:
 
 def prefect_home() -> Path:
     """``$PREFECT_HOME``, or Prefect's default ``~/.prefect``."""
-    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser().absolute()
+
+
+def startup_timeout() -> float:
+    """Seconds a server may take to start: ``$PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``,
+    the setting of Prefect's own temporary server (default 180 here)."""
+    return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
 
 
 @contextlib.contextmanager
@@ -65,14 +86,24 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def _held(path: Path, exclusive: bool = False) -> bool:
+    """Whether another open file holds a lock on ``path`` that conflicts with a shared lock
+    (``exclusive``: with any lock). False where there is no such file."""
+    try:  # non-blocking: a FIFO under that name must not hang the stage
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return False
-    except PermissionError:
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
@@ -84,25 +115,136 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def read_state(home: Path) -> dict | None:
-    """The recorded shared server (``url``, keeper ``pid``), or None."""
+def parse_state(text: str) -> dict | None:
+    """The keeper's record ``{"url": "http://127.0.0.1:PORT/api", "since": seconds since the
+    epoch}`` from the text of ``seqmia-server.json``; None for anything else (not JSON, another
+    shape, a URL that is not this machine's loopback address, a time that is not a number)."""
     try:
-        return json.loads((home / STATE_FILE).read_text())
-    except (OSError, ValueError):
+        state = json.loads(text)
+    except ValueError:
         return None
+    if not isinstance(state, dict) or set(state) != {"url", "since"}:
+        return None
+    url, since = state["url"], state["since"]
+    match = _URL.fullmatch(url) if isinstance(url, str) else None
+    if match is None or not 0 < int(match.group(1)) < 65536:
+        return None
+    if isinstance(since, bool) or not isinstance(since, (int, float)) or not math.isfinite(since):
+        return None
+    return {"url": url, "since": float(since)}
 
 
-def live_leases(home: Path) -> list[int]:
-    """Process ids of the stages holding a lease; leases of processes that are gone are removed."""
-    folder = home / LEASES_DIR
-    pids = []
-    for entry in folder.glob("*") if folder.is_dir() else []:
-        pid = int(entry.name) if entry.name.isdigit() else -1
-        if pid > 0 and _alive(pid):
-            pids.append(pid)
-        else:
-            entry.unlink(missing_ok=True)
-    return pids
+def published_state(home: Path) -> dict | None:
+    """The address of the live keeper: the record in ``seqmia-server.json`` while a keeper holds
+    its lock, else None. A record whose keeper is gone (after a reboot, a killed keeper) or that
+    does not parse is ignored, with one line on stderr for the latter: a new keeper replaces it."""
+    path = home / STATE_FILE
+    if not _held(path):
+        return None
+    state = parse_state(_read(path))
+    if state is None:
+        print(f"warning: ignoring {path}: it does not hold a shared server's address; "
+              "starting a new shared server", file=sys.stderr)  # fmt: skip
+    return state
+
+
+# The shared locks on lease files that this process holds while it uses a server, by
+# ``$PREFECT_HOME`` (released by the kernel when the process and the children it forked exit).
+_leases: dict[Path, IO[bytes]] = {}
+
+
+def _hold_lease(home: Path) -> None:
+    if home in _leases:
+        return
+    fh = open(home / LEASE_FILE, "ab")  # noqa: SIM115 - held open for the life of the process
+    fcntl.flock(fh, fcntl.LOCK_SH)
+    _leases[home] = fh
+
+
+def _launch_keeper(home: Path, timeout: float) -> dict:
+    """Start a keeper (and through it the server) detached from this process and wait until it
+    has published its address (not until the server answers); returns that state."""
+    (home / STOP_FILE).unlink(missing_ok=True)  # a stop request meant for an earlier keeper
+    idle = os.environ.get(IDLE_ENV) or str(DEFAULT_IDLE_SECONDS)
+    with open(home / LOG_FILE, "ab") as log:
+        keeper = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--home", str(home),
+             "--idle", idle, "--timeout", str(timeout)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=home,
+            start_new_session=True,  # not stopped by the Ctrl-C or end of the stage that started it
+        )  # fmt: skip
+    deadline = time.monotonic() + PUBLISH_SECONDS
+    while keeper.poll() is None and time.monotonic() < deadline:
+        state = parse_state(_read(home / STATE_FILE)) if _held(home / STATE_FILE) else None
+        if state is not None:
+            return state
+        time.sleep(0.02)
+    raise RuntimeError(f"the shared Prefect server's keeper did not start; {_log_tail(home)}")
+
+
+def _read(path: Path, limit: int = 1000) -> str:
+    """The first ``limit`` bytes of a regular file as text ("" where there is none)."""
+    try:
+        if not path.is_file():  # a FIFO would block the open
+            return ""
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_tail(home: Path) -> str:
+    return f"its log ({home / LOG_FILE}) ends:\n{_read_tail(home / LOG_FILE)}"
+
+
+def _read_tail(path: Path, size: int = 1500) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _await_server(home: Path, state: dict, timeout: float) -> None:
+    """Wait until the server of ``state`` answers. Its keeper gives up on a server that does not
+    answer ``timeout`` seconds after its start and exits; then this reports the end of its log."""
+    while not healthy(state["url"], timeout=1.0):
+        gone = not _held(home / STATE_FILE) or parse_state(_read(home / STATE_FILE)) != state
+        if gone or time.time() > state["since"] + timeout + 2 * PUBLISH_SECONDS:
+            raise RuntimeError(f"the shared Prefect server did not start; {_log_tail(home)}")
+        time.sleep(0.05)
+
+
+def shared_server_url(timeout: float = 180.0) -> tuple[str, float]:
+    """API URL of the run's shared server (started if no keeper is alive), leased to this process
+    until it exits, and the seconds this call waited for it to start (0 if it was answering)."""
+    home = prefect_home()
+    began = time.monotonic()
+    with _locked(home):
+        state = published_state(home) or _launch_keeper(home, timeout)
+        _hold_lease(home)
+    if healthy(state["url"]):
+        return state["url"], 0.0
+    _await_server(home, state, timeout)
+    return state["url"], time.monotonic() - began
+
+
+def stop_shared_server(wait: float = 60.0) -> None:
+    """Ask the keeper published under ``$PREFECT_HOME``, if one is alive, to stop, and wait up to
+    ``wait`` seconds for it to exit (it stops its server first); ``RuntimeError`` if it does not.
+    The benchmark calls this so that a run's first stage pays the server's start."""
+    home = prefect_home()
+    with _locked(home):
+        if published_state(home) is None:
+            return
+        (home / STOP_FILE).touch()
+    deadline = time.monotonic() + wait
+    while _held(home / STATE_FILE):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the shared Prefect server did not stop within {wait:g} s; "
+                               f"{_log_tail(home)}")  # fmt: skip
+        time.sleep(0.2)
 
 
 def _free_port() -> int:
@@ -111,144 +253,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# Keepers this process launched, by pid: a dead one stays a zombie (and looks alive to kill(0))
-# until this process reaps it, which ``poll`` does.
-_launched: dict[int, subprocess.Popen] = {}
+def _publish(home: Path, state: dict) -> IO[str]:
+    """Write ``state`` to the state file with this process's exclusive lock on it, which is kept
+    for as long as the returned file stays open: written and locked under a temporary name, then
+    renamed into place, so that a reader never sees the file unlocked or half written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=home)
+    fh = os.fdopen(fd, "w")
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    fh.write(json.dumps(state))
+    fh.flush()
+    os.replace(tmp, home / STATE_FILE)
+    return fh
 
 
-def _keeper_running(pid: int) -> bool:
-    keeper = _launched.get(pid)
-    return keeper.poll() is None if keeper is not None else _alive(pid)
+def _unpublish(home: Path, published: IO[str]) -> None:
+    """Remove the state file if it is still the one this keeper published. Call under the lock."""
+    with contextlib.suppress(OSError):
+        if os.stat(home / STATE_FILE).st_ino == os.fstat(published.fileno()).st_ino:
+            (home / STATE_FILE).unlink()
 
 
-def _launch_keeper(home: Path) -> dict:
-    """Start the keeper (and through it the server) detached from this process, without waiting
-    for the server; returns the state to record (``url``, keeper ``pid``, ``since``: its start
-    in seconds since the epoch)."""
+def keep(home: Path, idle: float, timeout: float) -> None:
+    """Run the server until no stage has held a lease for ``idle`` seconds, a stop is requested,
+    the server exits, or it has not answered ``timeout`` seconds after its start."""
     port = _free_port()
-    idle = os.environ.get(IDLE_ENV) or str(DEFAULT_IDLE_SECONDS)
-    with open(home / LOG_FILE, "ab") as log:
-        keeper = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--home", str(home),
-             "--port", str(port), "--idle", idle],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=home,
-            start_new_session=True,  # not stopped by the Ctrl-C or end of the stage that started it
-        )  # fmt: skip
-    _launched[keeper.pid] = keeper
-    return {"url": f"http://127.0.0.1:{port}/api", "pid": keeper.pid, "since": time.time()}
-
-
-def _await_server(home: Path, state: dict, timeout: float) -> float:
-    """Wait until the server of ``state`` answers; returns the seconds waited (0 if it answered
-    at once). A keeper that exits, or whose server does not answer ``timeout`` seconds after
-    the keeper started, is stopped and reported with the end of its log."""
-    began = time.monotonic()
-    pid = int(state["pid"])
-    while not healthy(state["url"], timeout=1.0):
-        if not _keeper_running(pid) or time.time() > float(state.get("since", 0)) + timeout:
-            if _keeper_running(pid):
-                os.kill(pid, signal.SIGTERM)
-            (home / STATE_FILE).unlink(missing_ok=True)
-            tail = (home / LOG_FILE).read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"the shared Prefect server did not start; its log ends:\n{tail}")
-        time.sleep(0.05)
-    waited = time.monotonic() - began
-    return waited if waited > 0.05 else 0.0
-
-
-def _lease(home: Path) -> None:
-    leases = home / LEASES_DIR
-    leases.mkdir(exist_ok=True)
-    (leases / str(os.getpid())).touch()
-
-
-def _usable(state: dict | None, timeout: float) -> bool:
-    """A recorded server that answers, or whose keeper runs and is still within its start-up
-    time (begun by a stage that is importing, or by this one)."""
-    if not state or not _keeper_running(int(state["pid"])):
-        return False
-    starting = time.time() <= float(state.get("since", 0)) + timeout
-    return starting or healthy(state["url"])
-
-
-def startup_timeout() -> float:
-    """Seconds a server may take to start: ``$PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``,
-    the setting of Prefect's own temporary server (default 180 here)."""
-    return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 180)
-
-
-def _recorded_or_launched(home: Path, timeout: float) -> dict:
-    """The recorded server if it is usable; otherwise a newly launched keeper's state, recorded
-    (a keeper whose server hangs past its start-up time is stopped first). Call under the lock."""
-    state = read_state(home)
-    if _usable(state, timeout):
-        return state
-    if state and _keeper_running(int(state["pid"])):  # a keeper whose server hangs
-        os.kill(int(state["pid"]), signal.SIGTERM)
-    state = _launch_keeper(home)
-    (home / STATE_FILE).write_text(json.dumps(state))
-    return state
-
-
-def begin_shared_server(timeout: float = 180.0) -> None:
-    """Start the run's shared server without waiting for it, unless a usable one is recorded,
-    and lease it to this process. A stage calls this before its imports, so that the server
-    starts on the other core while the stage imports Prefect and torch; ``shared_server_url``
-    then waits only for what is left of its start."""
-    home = prefect_home()
-    with _locked(home):
-        _recorded_or_launched(home, timeout)
-        _lease(home)
-
-
-def stop_begun_server() -> None:
-    """Stop the keepers this process began (``begin_shared_server``) when the stage turns out to
-    use another Prefect API (one set in a Prefect profile, which only Prefect's settings see)."""
-    home = prefect_home()
-    with _locked(home):
-        state = read_state(home)
-        for pid, keeper in list(_launched.items()):
-            if state and int(state["pid"]) == pid:
-                (home / STATE_FILE).unlink(missing_ok=True)
-            if keeper.poll() is None:
-                keeper.terminate()
-            del _launched[pid]
-
-
-def stop_shared_server(wait: float = 60.0) -> None:
-    """Stop the shared server recorded under ``$PREFECT_HOME``, if one runs, and wait up to
-    ``wait`` seconds for its keeper to exit (it stops its server first); ``RuntimeError`` if it
-    does not. The benchmark calls this so that a run's first stage pays the server's start."""
-    state = read_state(prefect_home())
-    if not state:
-        return
-    pid = int(state["pid"])
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + wait
-    while _keeper_running(pid):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the shared Prefect server's keeper (pid {pid}) did not stop "
-                               f"within {wait:g} s")  # fmt: skip
-        time.sleep(0.2)
-
-
-def shared_server_url(timeout: float = 180.0) -> tuple[str, float]:
-    """API URL of the run's shared server (started if no usable one is recorded), leased to this
-    process until it exits, and the seconds this call waited for it to start (0 if it was
-    answering)."""
-    home = prefect_home()
-    with _locked(home):
-        state = _recorded_or_launched(home, timeout)
-        waited = _await_server(home, state, timeout)
-        _lease(home)
-    return state["url"], waited
-
-
-def keep(home: Path, port: int, idle: float) -> None:
-    """Run the server on ``port`` until no stage has held a lease for ``idle`` seconds."""
+    state = {"url": f"http://127.0.0.1:{port}/api", "since": time.time()}
+    published = _publish(home, state)
     env = {
         **os.environ,
         # what Prefect sets for its own temporary server: no UI, ephemeral-mode settings
@@ -269,18 +299,27 @@ def keep(home: Path, port: int, idle: float) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    answered = False
     last_used = time.monotonic()
     while not stop and server.poll() is None:
         time.sleep(POLL_SECONDS)
+        if not answered:
+            answered = healthy(state["url"], timeout=1.0)
+            if not answered and time.time() > state["since"] + timeout:
+                print(f"the server did not answer within {timeout:g} s; stopping", flush=True)
+                stop = True
         with _locked(home):
-            if live_leases(home):
+            if (home / STOP_FILE).exists():
+                (home / STOP_FILE).unlink(missing_ok=True)
+                stop = True
+            elif _held(home / LEASE_FILE, exclusive=True):
                 last_used = time.monotonic()
             elif time.monotonic() - last_used > idle:
                 stop = True
-            if stop:
-                state = read_state(home)
-                if state and int(state["pid"]) == os.getpid():
-                    (home / STATE_FILE).unlink(missing_ok=True)
+            if stop or server.poll() is not None:
+                _unpublish(home, published)
+    with _locked(home):
+        _unpublish(home, published)
     if server.poll() is None:
         server.terminate()
         try:
@@ -293,7 +332,7 @@ def keep(home: Path, port: int, idle: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="keep a shared Prefect server until idle")
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--idle", type=float, default=DEFAULT_IDLE_SECONDS)
+    parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args()
-    keep(args.home, args.port, args.idle)
+    keep(args.home, args.idle, args.timeout)

@@ -8,29 +8,25 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 import yaml
 
 import seqmia.params.run  # noqa: F401 - every stage may read seed and device
-from flows._server import (
-    SERVER_ENV,
-    server_mode,
-    shared_server_url,
-    startup_timeout,
-    stop_begun_server,
-)
+from flows._server import SERVER_ENV, server_mode, shared_server_url, startup_timeout
 from seqmia.artifacts import remove_stale_temporaries
 from seqmia.errors import UserError
 from seqmia.layout import Layout
-from seqmia.params.schema import StageParams, read_document, validate_file
+from seqmia.params.schema import StageParams, read_document, validate_document
 from seqmia.runtime import resolve_device, threads_per_worker
+from tasks.stopping import start_afresh
 
 if TYPE_CHECKING:  # imported only when a stage asks for Dask or uses torch: not paid otherwise
     from prefect import Flow
@@ -63,9 +59,22 @@ API_TIMEOUT_ENV = "SEQMIA_API_TIMEOUT"
 _stage_name: list[str] = []
 
 
+# Each params file parsed once per process (by its resolved path): a stage checks it whole,
+# then reads its sections, from the one parse.
+_documents: dict[Path, Any] = {}
+
+
+def params_document(params_file: str) -> Any:
+    """The parsed params file (``read_document``), read once by this process."""
+    path = Path(params_file).resolve()
+    if path not in _documents:
+        _documents[path] = read_document(path)
+    return _documents[path]
+
+
 def read_params(params_file: str) -> StageParams:
     """The params this stage reads (not validated as a whole: ``setup`` and ``run`` do that)."""
-    return StageParams(read_document(params_file), (_stage_name or [""])[-1])
+    return StageParams(params_document(params_file), (_stage_name or [""])[-1])
 
 
 def setup(params_file: str, concurrent_workers: int = 1) -> tuple[StageParams, Layout]:
@@ -75,7 +84,8 @@ def setup(params_file: str, concurrent_workers: int = 1) -> tuple[StageParams, L
     ``StageParams``: sections built by the schema modules its own code imports.
     """
     _work_started.append(time.perf_counter())
-    validate_file(params_file)
+    start_afresh()
+    validate_document(params_document(params_file))
     params = read_params(params_file)
     # Stages that use torch import it with their tasks; the others (partition) never pay for it.
     if "torch" in sys.modules:
@@ -174,7 +184,6 @@ def use_shared_server() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value() or mode == "temporary":
-        stop_begun_server()  # begun before the imports, when only the environment was known
         return
 
     os.environ["PREFECT_API_URL"], started = shared_server_url(startup_timeout())
@@ -312,7 +321,7 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
     try:
         _stage_name.append(flow.name)
         # Fail fast, before Prefect starts anything; a check, not an input of the stage's work.
-        params = validate_file(args.params)
+        params = validate_document(params_document(args.params))
         if params.device not in ("auto", "cpu"):  # "auto" and "cpu" always resolve; no torch here
             resolve_device(params.device)  # a device this machine lacks, before any work
         use_shared_server()
@@ -328,6 +337,9 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: the tasks stopped at their next batch (tasks.stopping)
+        print("stopped by Ctrl-C (SIGINT); nothing was written after it", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     finally:
         # The stage is done (its outputs written and renamed, Prefect's queues drain at exit
         # as before). Freezing the objects now spares the interpreter's final garbage

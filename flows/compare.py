@@ -27,9 +27,9 @@ from typing import Any
 import dvc.api
 import numpy as np
 import pandas as pd
-import yaml
 
 from seqmia.errors import UserError
+from seqmia.params.schema import parse_document
 
 METRICS = "eval/metrics.json"
 ROC = "eval/roc/seqmia.csv"
@@ -51,6 +51,20 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def show_file(repo: Path, rev: str, path: str) -> bytes:
+    """The bytes of ``path`` at commit ``rev``; ``--end-of-options`` so that no revision can be
+    read as an option of git show (``--output=FILE`` would write a file)."""
+    return subprocess.run(
+        ["git", "show", "--end-of-options", f"{rev}:{path}"], cwd=repo, capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+
+
+def show_params(repo: Path, rev: str) -> Any:
+    """params.yaml at commit ``rev``, read as every stage reads it (``parse_document``)."""
+    return parse_document(show_file(repo, rev, "params.yaml"), f"{rev[:12]}:params.yaml")
 
 
 def experiment_refs(repo: Path, every: bool) -> dict[str, tuple[str, str]]:
@@ -82,12 +96,12 @@ def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 def load_experiment(repo: Path, name: str, commit: str, baseline: str) -> Experiment:
     """One experiment's record, metrics and SeqMIA ROC curve (None if not in the cache)."""
     try:
-        record = json.loads(git(repo, "show", f"{commit}:experiment.json"))
+        record = json.loads(show_file(repo, commit, "experiment.json"))
         base, overrides = record["base"], record["overrides"]
     except subprocess.CalledProcessError:  # saved by hand: its params diff is its overrides
         base = baseline
-        old = flat(yaml.safe_load(git(repo, "show", f"{base}:params.yaml")))
-        new = flat(yaml.safe_load(git(repo, "show", f"{commit}:params.yaml")))
+        old = flat(show_params(repo, base))
+        new = flat(show_params(repo, commit))
         overrides = {k: v for k, v in new.items() if old.get(k) != v}
     try:
         metrics = json.loads(dvc.api.read(METRICS, repo=str(repo), rev=commit))

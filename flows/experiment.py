@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,8 @@ from ruamel.yaml.comments import CommentedSeq
 
 from flows._stage import PARENT_ENV, RUN_NAME_ENV, proc_stat
 from seqmia.artifacts import atomic_path
-from seqmia.errors import UserError
+from seqmia.errors import UserError, first_line
+from seqmia.params.schema import clip, parse_document, read_document, shown
 from seqmia.suite import check_preset, parse_overrides
 
 PARAMS = "params.yaml"
@@ -53,14 +54,74 @@ RECORD = "experiment.json"  # the experiment's own record, saved in its git comm
 # Deployment name of ``--serve``; the pool deployment of prefect.yaml is "experiment".
 SERVE_DEPLOYMENT = "experiment-serve"
 STOP_GRACE_SECONDS = 30
+# An experiment name is a file name twice: DVC's ref refs/exps/…/<name> (git writes <name>.lock
+# beside it) and the workspace folder seqmia-<name>-XXXXXXXX; either must fit in 255 bytes.
+MAX_NAME_BYTES = 200
+# Characters a git ref cannot hold (git check-ref-format, as DVC checks names), besides control
+# characters: space ~ ^ : ? * [ and backslash.
+REF_FORBIDDEN = " ~^:?*[\\"
+
+# The rules of ``dvc exp save --name`` (DVC checks refs/exps/<baseline>/<name> with git's
+# check-ref-format and refuses "/"), each as (breaks the rule, what the name must be), plus a
+# leading "-" (DVC's command line would take the name for an option) and a length bound.
+NAME_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (lambda n: not n, "must not be empty"),
+    (lambda n: "/" in n, "must not contain '/' (DVC experiment names are one ref component)"),
+    (lambda n: n.startswith("-"), "must not start with '-' (it would be read as an option)"),
+    (lambda n: n.startswith("."), "must not start with '.' (git ref rule)"),
+    (lambda n: n.endswith("."), "must not end with '.' (git ref rule)"),
+    (lambda n: n.endswith(".lock"), "must not end with '.lock' (git ref rule)"),
+    (lambda n: ".." in n, "must not contain '..' (git ref rule)"),
+    (lambda n: "@{" in n, "must not contain '@{' (git ref rule)"),
+    (lambda n: any(ord(c) < 0x20 or ord(c) == 0x7F for c in n),
+     "must not contain control characters (git ref rule)"),
+    (lambda n: any(c in REF_FORBIDDEN for c in n),
+     "must not contain a space or any of ~ ^ : ? * [ \\ (git ref rule)"),
+    (lambda n: any("\ud800" <= c <= "\udfff" for c in n), "must be valid UTF-8 text"),
+    (lambda n: len(n.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES,
+     f"must be at most {MAX_NAME_BYTES} bytes long (it names files)"),
+)  # fmt: skip
 
 
 def git(*args: str, cwd: Path) -> str:
-    """Run ``git args…`` in ``cwd``; its stdout, stripped. Raises with its stderr on failure."""
+    """Run ``git args…`` in ``cwd``; its stdout, stripped. Raises with its stderr on failure.
+    A revision among ``args`` goes after ``--end-of-options``, so git never reads it as an
+    option (``check_rev`` also refuses a leading "-")."""
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
     return result.stdout.strip()
+
+
+def check_experiment_name(name: str) -> None:
+    """Refuse, in one line naming the rule it breaks, an experiment name that ``dvc exp save``
+    would refuse after the whole run (or that would break the workspace's folder name)."""
+    for breaks, rule in NAME_RULES:
+        if breaks(name):
+            raise UserError(f"experiment name {shown(name)} {rule}")
+
+
+def check_rev(rev: str) -> None:
+    """Refuse a base revision that git could read as an option (``--output=FILE`` makes
+    ``git show`` write a file) or that cannot be a revision at all."""
+    if not rev:
+        raise UserError("--rev must name a git revision, got ''")
+    if rev.startswith("-"):
+        raise UserError(f"--rev {shown(rev)} must not start with '-' (a revision never does)")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in rev):
+        raise UserError(f"--rev {shown(rev)} must not contain control characters")
+
+
+def show_params(rev: str, cwd: Path) -> Any:
+    """params.yaml at revision ``rev`` of the repository at ``cwd``, read as every stage reads
+    it (``parse_document``); ``UserError`` in one line if there is none."""
+    result = subprocess.run(
+        ["git", "show", "--end-of-options", f"{rev}:{PARAMS}"], cwd=cwd, capture_output=True
+    )
+    if result.returncode != 0:
+        why = (result.stderr.decode("utf-8", "replace").strip().splitlines() or ["git failed"])[0]
+        raise UserError(f"--rev {shown(rev)}: no {PARAMS} at that revision ({clip(why, 160)})")
+    return parse_document(result.stdout, f"{clip(rev, 60)}:{PARAMS}")
 
 
 def write_overrides(path: Path, overrides: Mapping[str, Any]) -> None:
@@ -125,7 +186,7 @@ def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
     cache and local DVC settings (remotes, credentials); removed afterwards, whatever happens."""
     parent = Path(tempfile.mkdtemp(prefix=f"seqmia-{label}-"))
     workspace = parent / "workspace"
-    git("worktree", "add", "--detach", str(workspace), base, cwd=repo)
+    git("worktree", "add", "--detach", "--end-of-options", str(workspace), base, cwd=repo)
     try:
         local = repo / ".dvc" / "config.local"
         if local.is_file():
@@ -311,14 +372,19 @@ def experiment_flow(
     keys), in a workspace of its own; record it in DVC and in Prefect."""
     logger = get_run_logger()
     overrides = overrides or {}
+    # Checked again here (main checks first): a deployment's run gets its parameters from the API.
+    check_rev(rev)
+    if name is not None:
+        check_experiment_name(name)  # before the flow run is renamed to it
     repo = Path(git("rev-parse", "--show-toplevel", cwd=Path.cwd()))
     try:
-        base = git("rev-parse", "--verify", f"{rev}^{{commit}}", cwd=repo)
+        base = git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}", cwd=repo)
     except RuntimeError as err:
-        raise UserError(f"rev {rev!r} is not a commit of {repo}: {err}") from err
-    base_params = yaml.safe_load(git("show", f"{base}:{PARAMS}", cwd=repo))
+        raise UserError(f"rev {shown(rev)} is not a commit of {repo}: {first_line(err)}") from err
+    base_params = show_params(base, repo)
     check_preset(base_params, overrides)
     name = experiment_name(name)
+    check_experiment_name(name)  # a generated run name too, before any stage
     taken = subprocess.run(
         ["git", "show-ref", "--verify", "--quiet", f"refs/exps/{base[:2]}/{base[2:]}/{name}"],
         cwd=repo,
@@ -329,7 +395,7 @@ def experiment_flow(
 
     with workspace_at(repo, base, name) as workspace:
         write_overrides(workspace / PARAMS, overrides)
-        diff = params_diff(base_params, yaml.safe_load((workspace / PARAMS).read_text()))
+        diff = params_diff(base_params, read_document(workspace / PARAMS))
         record = {
             "name": name, "rev": rev, "base": base, "flow_run_id": str(runtime.flow_run.id),
             "overrides": overrides, "params_diff": diff,
@@ -379,12 +445,12 @@ def main() -> None:
         if args.serve:
             experiment_flow.serve(name=SERVE_DEPLOYMENT)
             return
+        # Fail fast, before Prefect starts anything (the flow checks again).
+        if args.name is not None:
+            check_experiment_name(args.name)
+        check_rev(args.rev)
         overrides = parse_overrides(args.set)
-        try:  # fail fast, before Prefect starts anything (the flow checks again)
-            base_params = git("show", f"{args.rev}:{PARAMS}", cwd=Path.cwd())
-        except RuntimeError as err:
-            raise UserError(f"--rev {args.rev!r}: no {PARAMS} at that revision ({err})") from err
-        check_preset(yaml.safe_load(base_params), overrides)
+        check_preset(show_params(args.rev, Path.cwd()), overrides)
         experiment_flow(overrides=overrides, name=args.name, rev=args.rev)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,11 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 
 from seqmia.data.readers import DATA_ROOT_ENV, data_root
 from seqmia.errors import UserError
+from seqmia.params.schema import read_document
 from seqmia.suite import (
     PRESETS_DIR,
     attack_statistic,
@@ -112,7 +112,7 @@ def suite_flow(
     sweep: str | None = None,
 ) -> str:
     """Queue ``presets`` (times the ``sweep`` values) as DVC experiments, run them, tabulate."""
-    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw = read_document("params.yaml")
     overrides = {p: ({} if p == "params" else load_preset(p, PRESETS_DIR)) for p in presets}
     key, values = parse_sweep(sweep) if sweep else (None, [None])
     runs: dict[tuple[str, object], dict] = {}

@@ -7,12 +7,14 @@ renames it over the destination (``os.replace`` is atomic on POSIX within one fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import mmap
 import os
 import pickle
+import shutil
 import struct
 import tempfile
 import zipfile
@@ -38,20 +40,86 @@ def _read_umask() -> int:
 _UMASK = _read_umask()  # read once: os.umask is process-wide, not safe to toggle from threads
 
 
+class WriteError(UserError, OSError):
+    """A file that could not be written (disk full, a file size limit, an I/O error). Its message
+    names the file, the cause and the free space left; the previous file there is unchanged.
+    Still an ``OSError`` (with the cause's ``errno``) for code that catches those."""
+
+
+# Cause-specific advice appended to a WriteError's message.
+WRITE_HINTS = {
+    errno.ENOSPC: "free some space on that file system, or write the outputs elsewhere",
+    errno.EDQUOT: "the disk quota is used up; free some of it",
+    errno.EFBIG: "the file exceeds a size limit (the file system's, or the process's ulimit -f)",
+}
+
+
+def human_bytes(n_bytes: int) -> str:
+    """``1.2 GiB``: a byte count in binary units, one decimal above bytes."""
+    size = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{n_bytes} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def write_error(path: Path, step: str, err: OSError) -> WriteError:
+    """A one-line ``WriteError`` for ``err``, raised while ``step`` (``writing it``) of writing
+    ``path``: the file, the cause (the errno's text), the free space, and advice where known."""
+    cause = os.strerror(err.errno) if err.errno else first_line(err)
+    try:  # the usage of the folder's file system; the folder may be what failed to appear
+        free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free on its file system"
+    except OSError:
+        free = "free space unknown"
+    kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
+    hint = f"; {WRITE_HINTS[err.errno]}" if err.errno in WRITE_HINTS else ""
+    error = WriteError(f"cannot write {path}: {cause} (while {step}; {free}); {kept}{hint}")
+    error.errno = err.errno  # only errno: OSError's str() would otherwise replace the message
+    return error
+
+
+def _about(err: OSError, tmp: Path) -> bool:
+    """Whether ``err``, raised in an ``atomic_path`` block, is a failure to write ``tmp``: no
+    file named (write(2), flush and close errors name none) or ``tmp`` itself. An error about
+    another file (a missing input read in the block) is the caller's, and passes unchanged."""
+    if isinstance(err, WriteError):  # a nested atomic write already said which file failed
+        return False
+    named = [f for f in (err.filename, err.filename2) if f is not None]
+    return all(Path(os.fsdecode(f)) == tmp for f in named)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
+
+    An ``OSError`` while creating, writing (in the block), flushing or moving the temporary file
+    becomes a one-line ``WriteError`` naming ``path``; the temporary file is removed either way and
+    the previous file at ``path`` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise write_error(path, "creating a temporary file beside it", err) from err
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+        except OSError as err:
+            if not _about(err, tmp_path):
+                raise
+            raise write_error(path, "writing it", err) from err
+        step = "flushing it to disk"
+        try:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
+            step = "moving it into place"
+            os.replace(tmp_path, path)
+        except OSError as err:
+            raise write_error(path, step, err) from err
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -7,6 +7,9 @@ its weights beyond loading them to run it. Three forms load:
   the model registry (``train.model``) or by a user's ``package.module:factory`` (which imports
   and runs that user's code);
 - a ``torch.export`` program (``.pt2``): a graph with its weights, no Python class needed.
+  ``torch.export.load`` unpickles parts of the archive, so a ``.pt2`` can run code stored in
+  it: it loads only when the caller passes the user's opt-in
+  (``target.run_code_in_exported_program``), and is refused before it is opened otherwise.
 
 Member lists are read by ``seqmia.members``.
 """
@@ -32,14 +35,13 @@ from seqmia.classifier import new_model
 from seqmia.data.inputs import is_image, num_classes, to_model_input
 from seqmia.errors import UserError
 from seqmia.inference import accuracy, predict_logits
-from seqmia.params.target import TargetParams
+from seqmia.params.target import EXPORTED_SUFFIX, TargetParams, exported_program_refusal
 from seqmia.params.train import TrainParams
 from seqmia.partition import part_ids
 from seqmia.seeding import make_generator
 
 # Every file of a checkpoint target lives here, so one DVC dependency covers them all.
 TARGET_DIR = "target"
-EXPORTED_SUFFIX = ".pt2"
 # torch.export.load keeps its deserializer in a module global: two threads loading at once (a
 # stage's concurrent tasks) fail with "_CURRENT_DESERIALIZER is already set".
 _EXPORT_LOAD_LOCK = threading.Lock()
@@ -209,14 +211,21 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], name: 
 
 
 def load_target(
-    path: Path, build: Callable[[], nn.Module], name: str, device: torch.device
-) -> nn.Module:
+    path: Path, build: Callable[[], nn.Module], name: str, device: torch.device, *,
+    run_exported_code: bool = False,
+) -> nn.Module:  # fmt: skip
     """The target model of checkpoint ``path`` on ``device``, ready to query.
 
-    ``.pt2``: the exported program. Anything else: a state dict, loaded weights only, into
-    ``build()`` (a module of architecture ``name``) after ``check_state_dict``.
+    ``.pt2``: the exported program, only with ``run_exported_code`` (the user's explicit yes to
+    the code such an archive can run; ``CheckpointError`` before the file is opened without it).
+    Anything else: a state dict, loaded weights only, into ``build()`` (a module of architecture
+    ``name``) after ``check_state_dict``.
     """
     if path.suffix == EXPORTED_SUFFIX:
+        # Params validation refuses this too; checked again here because torch.export.load
+        # unpickles weights, constants and sample inputs, and this is the one call that does.
+        if not run_exported_code:
+            raise CheckpointError(exported_program_refusal(path.name))
         try:
             with _EXPORT_LOAD_LOCK:
                 program = torch.export.load(str(path)).module()
@@ -234,7 +243,7 @@ def load_target(
         why = f"it pickles a {refused.group(1)} object" if refused else type(err).__name__
         raise CheckpointError(
             f"target.checkpoint {path.name} does not load as a weights-only state dict ({why}); "
-            "save it with torch.save(model.state_dict(), path), or export it as .pt2"
+            "save it with torch.save(model.state_dict(), path)"
         ) from err
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
@@ -352,8 +361,9 @@ def load_given_target(
     device: torch.device,
 ) -> nn.Module:  # fmt: skip
     """The checkpoint target of ``target.*`` (files under ``root``), loaded (weights only for
-    state dicts) and ready to query on ``device``. Without a factory, the module is
-    ``train.model`` built for the input the target takes, which its preprocessing may resize."""
+    state dicts; a ``.pt2`` only with ``target.run_code_in_exported_program``) and ready to query
+    on ``device``. Without a factory, the module is ``train.model`` built for the input the
+    target takes, which its preprocessing may resize."""
     path = target_file(root, target.checkpoint, "target.checkpoint")
     if target.factory:
         build = load_factory(target.factory)
@@ -363,7 +373,9 @@ def load_given_target(
         classes = num_classes(dataset)
         build = lambda: new_model(train, shape, classes, make_generator(0, "load"))  # noqa: E731
     name = architecture(target.checkpoint, target.factory, train.model)
-    return load_target(path, build, name, device)
+    return load_target(
+        path, build, name, device, run_exported_code=target.run_code_in_exported_program
+    )
 
 
 def query_given_target(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,11 @@ def stop_requested() -> bool:
 def _start_worker(stop: Any, parent: int) -> None:
     global _stop, _parent
     _stop, _parent = stop, parent
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the jobs through
+    # ``stop`` (at their next batch), so a worker must not die of it between two jobs. A worker
+    # forked while the parent had another SIGTERM handler gets the default one back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import torch
 
     torch.set_num_threads(1)
@@ -55,7 +61,8 @@ def run_side_by_side(
     ``fn`` must be a module-level function (workers are forked, so nothing is re-imported).
     ``order``: the indices of ``jobs`` in the order to start them (longest first balances the
     workers); the results keep the order of ``jobs``. At the first failure, the jobs not started
-    are cancelled, running ones see ``stop_requested()`` turn True, and that first error is raised.
+    are cancelled, running ones see ``stop_requested()`` turn True, and that first error is raised;
+    the same when this process is interrupted while it waits (SIGTERM through Prefect, Ctrl-C).
     With one worker, on a platform without fork, or inside a daemonic process (a Dask worker,
     which may not have children), the jobs run one after another in this process.
     """
@@ -75,19 +82,25 @@ def run_side_by_side(
         futures = {pool.submit(fn, jobs[i]): i for i in order}
         failure: BaseException | None = None
         stopped: list[int] = []
-        for future in concurrent.futures.as_completed(futures):
-            if future.cancelled():
-                continue
-            error = future.exception()
-            if error is None:
-                results[futures[future]] = future.result()
-            elif failure is None:
-                failure = error
-                stop.set()
-                for other in futures:
-                    other.cancel()
-            else:
-                stopped.append(futures[future])
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                if future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None:
+                    results[futures[future]] = future.result()
+                elif failure is None:
+                    failure = error
+                    stop.set()
+                    for other in futures:
+                        other.cancel()
+                else:
+                    stopped.append(futures[future])
+        except BaseException:  # interrupted: the pool's exit waits for the running jobs
+            stop.set()
+            for other in futures:
+                other.cancel()
+            raise
     if failure is not None:
         if stopped:
             failure.add_note(f"sibling jobs {stopped} stopped early (AttackStopped)")

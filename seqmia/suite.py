@@ -8,15 +8,16 @@ and collects each experiment's ``eval/metrics.json`` from ``dvc exp show --json`
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from ruamel.yaml import YAML
 
 from seqmia.config import Params, ParamsError, params_from_dict
+from seqmia.params.schema import clip, parse_document, read_document
 
 PRESETS_DIR = Path("presets")
 METRICS_FILE = "eval/metrics.json"
@@ -29,7 +30,7 @@ def load_preset(name: str, folder: Path) -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ParamsError(f"no preset {name!r} at {path.resolve()}; presets: {known}")
-    overrides = yaml.safe_load(path.read_text()) or {}
+    overrides = read_document(path) or {}
     if not isinstance(overrides, dict) or any(isinstance(v, dict) for v in overrides.values()):
         raise ParamsError(f"preset {path} must be a flat mapping of dotted keys to values")
     return overrides
@@ -44,16 +45,17 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
         for depth, part in enumerate(parents):
             if not isinstance(node.get(part), dict):
                 where = ".".join(parents[:depth]) or "params.yaml"
+                sections = sorted((k for k, v in node.items() if isinstance(v, dict)), key=str)
                 raise ParamsError(
-                    f"override key '{dotted}': {where} has no section '{part}'; "
-                    f"its sections: {sorted(k for k, v in node.items() if isinstance(v, dict))}"
+                    f"override key '{clip(dotted)}': {where} has no section '{clip(part)}'; "
+                    f"its sections: {sections}"
                 )
             node = node[part]
         if leaf not in node:
             where = f"section '{'.'.join(parents)}'" if parents else "params.yaml's top level"
             raise ParamsError(
-                f"override key '{dotted}' is not a params.yaml key; "
-                f"{where} has: {', '.join(sorted(node))}"
+                f"override key '{clip(dotted)}' is not a params.yaml key; "
+                f"{where} has: {', '.join(sorted(map(str, node)))}"
             )
         node[leaf] = value
     return out
@@ -61,14 +63,21 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` command-line overrides as ``dvc exp run -S`` reads them: each value is YAML
-    1.2 (``5e-3`` is a number, ``yes`` a string, ``[a, b]`` a list)."""
-    reader = YAML(typ="safe", pure=True)
+    1.2 (``5e-3`` is a number, ``yes`` a string, ``[a, b]`` a list), read by the params reader
+    (``parse_document``: bounded, no anchors or aliases), so a value means what it will mean
+    once written into params.yaml."""
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ParamsError(f"override {item!r} must look like KEY=VALUE, e.g. attack.lr=5e-3")
-        overrides[key.strip()] = reader.load(value) if value.strip() else None
+            raise ParamsError(
+                f"override {clip(repr(item))} must look like KEY=VALUE, e.g. attack.lr=5e-3"
+            )
+        # surrogateescape: bytes of the command line that are not UTF-8 come back as they were,
+        # and are refused by the reader with their offset
+        data = value.encode("utf-8", "surrogateescape")
+        source = f"override {clip(key.strip(), 60)}"
+        overrides[key.strip()] = parse_document(data, source) if value.strip() else None
     return overrides
 
 
@@ -78,11 +87,17 @@ def check_preset(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> Params
 
 
 def set_arguments(overrides: Mapping[str, Any]) -> list[str]:
-    """``dvc exp run`` arguments: ``-S key=value`` per override, values in YAML flow style."""
+    """``dvc exp run`` arguments: ``-S key=value`` per override, values in YAML 1.2 flow style,
+    the dialect DVC reads them in (a YAML 1.1 writer leaves ``0o17`` or ``1e3`` unquoted, which
+    DVC would read as numbers)."""
+    writer = YAML(typ="safe", pure=True)
+    writer.default_flow_style = True
+    writer.width = 10**6  # one line per value
     args: list[str] = []
     for key, value in overrides.items():
-        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-        text = text.removesuffix("\n...").removesuffix("...").strip()
+        buffer = io.StringIO()
+        writer.dump(value, buffer)
+        text = buffer.getvalue().strip().removesuffix("\n...").removesuffix("...").strip()
         args += ["-S", f"{key}={text}"]
     return args
 
@@ -164,14 +179,16 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
     commas inside brackets stay with their value (``metrics=[loss],[loss,sd]``)."""
     key, sep, values = text.partition("=")
     if not sep or not key or not values:
-        raise ParamsError(f"--sweep takes KEY=V1,V2,…, got {text!r}")
+        raise ParamsError(f"--sweep takes KEY=V1,V2,…, got {clip(repr(text))}")
     items, depth, start = [], 0, 0
     for i, char in enumerate(values + ","):
         depth += {"[": 1, "]": -1}.get(char, 0)
         if char == "," and depth == 0:
             items.append(values[start:i])
             start = i + 1
-    return key.strip(), [yaml.safe_load(v) for v in items]
+    source = f"--sweep {clip(key.strip(), 60)}"
+    return key.strip(), [parse_document(v.encode("utf-8", "surrogateescape"), source)
+                         for v in items]  # fmt: skip
 
 
 def attack_statistic(

@@ -1,5 +1,6 @@
-"""Early stop of a stage's concurrent tasks: at the first failure the others stop at their next
-batch and write nothing more, instead of training to the end."""
+"""Early stop of a stage's concurrent tasks: at the first failure, or when the stage is told to
+stop (SIGTERM, Ctrl-C), the tasks stop at their next batch and write nothing more, instead of
+training to the end."""
 
 from __future__ import annotations
 
@@ -9,30 +10,43 @@ from prefect.futures import PrefectFuture
 
 from seqmia.errors import TrainingStopped
 
-# Set when a task of the running stage has failed: its siblings stop at their next batch and write
-# nothing more. One event per process is enough: a stage process runs one flow. (With the Dask
-# runner, tasks in other processes do not see it and run to their end, as before.)
+# Set when a task of the running stage has failed or the stage was told to stop: the tasks stop at
+# their next batch and write nothing more. One event per process is enough: a stage process runs
+# one flow. (With the Dask runner, tasks in other processes do not see it and run to their end.)
 STOP = threading.Event()
 
 
+def start_afresh() -> None:
+    """Forget an earlier flow run's stop: call when a stage's flow starts."""
+    STOP.clear()
+
+
 def stop_requested() -> bool:
-    """True once a sibling task of this stage has failed (pass as ``fit``'s ``should_stop``)."""
+    """True once a sibling task of this stage has failed or the stage was told to stop (pass as
+    ``fit``'s ``should_stop``)."""
     return STOP.is_set()
 
 
 def raise_if_stopped() -> None:
     """Call before writing outputs: a stopped stage never rewrites a sibling role's artefacts."""
     if STOP.is_set():
-        raise TrainingStopped("a sibling task of this stage failed; nothing written")
+        raise TrainingStopped("the stage is stopping; nothing written")
 
 
 def results_or_stop(futures: list[PrefectFuture], poll_seconds: float = 0.5) -> list:
     """The results of ``futures`` in order; at the first failure, tell the others to stop (they
-    raise ``TrainingStopped`` at their next batch) and raise that first failure's error."""
+    raise ``TrainingStopped`` at their next batch) and raise that first failure's error.
+
+    Anything raised while waiting stops them too: Prefect turns the SIGTERM that ends a stage
+    (``dvc repro`` interrupted, a cancelled run) into an exception in this thread, and Ctrl-C
+    raises ``KeyboardInterrupt`` here; the flow then waits for its tasks, which must not train
+    to their end and write their outputs after the signal.
+    """
     try:
         return _gather(futures, list(futures), poll_seconds)
-    finally:
-        STOP.clear()  # the next flow run in this process starts afresh
+    except BaseException:
+        STOP.set()
+        raise
 
 
 def _gather(futures: list[PrefectFuture], pending: list[PrefectFuture], poll: float) -> list:

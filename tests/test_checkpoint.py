@@ -214,7 +214,7 @@ def test_checkpoints_that_do_not_load_are_refused(tmp_path: Path) -> None:
     bad_export = tmp_path / "model.pt2"
     bad_export.write_bytes(b"nope")
     with pytest.raises(CheckpointError, match="does not load as a torch.export program"):
-        load_target(bad_export, small_cnn, "small_cnn", torch.device("cpu"))
+        load_target(bad_export, small_cnn, "small_cnn", torch.device("cpu"), run_exported_code=True)
 
 
 def test_exported_program_answers_like_the_model(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ def test_exported_program_answers_like_the_model(tmp_path: Path) -> None:
     program = torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     path = tmp_path / "model.pt2"
     torch.export.save(program, str(path))
-    loaded = load_target(path, small_cnn, "ignored", torch.device("cpu"))
+    loaded = load_target(path, small_cnn, "ignored", torch.device("cpu"), run_exported_code=True)
     assert isinstance(loaded, ExportedTarget)
     y = torch.randn(7, 1, 8, 8)
     assert torch.allclose(target_logits(loaded, y, batch_size=3), target_logits(model, y))

@@ -184,7 +184,7 @@ def test_exported_program_gives_the_state_dicts_answers(
 ) -> None:
     source = external_run[0]
     repo = copy_repo(source, tmp_path / "repo")
-    write_params(repo, checkpoint="target/model.pt2")
+    write_params(repo, checkpoint="target/model.pt2", run_code_in_exported_program=True)
     result = repro(repo, env, "sequences")  # every stage that touches the target
     assert stages_run(result.stdout) == ["partition", "train", "distill", "sequences"]
     report = json.loads((repo / "data" / "models" / "target.json").read_text())

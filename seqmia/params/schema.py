@@ -5,12 +5,18 @@ Every key is declared once, as a field of a frozen dataclass in the module of it
 architectures, baselines) are ``OneOf`` a core registry, so an unknown name fails with the
 registry's names. Rules beyond the type sit beside their section (``register_rules``).
 
+Every params document (params.yaml, a preset, params.yaml at a git revision, a ``-S`` value) is
+parsed by one reader, ``parse_document`` (``read_document`` for a file): bounded in size, UTF-8,
+YAML 1.2 as DVC reads it, refusing anchors, aliases, deep nesting and duplicate keys before any
+Python object is built, each refusal in one line. Error messages echo values through ``shown``.
+
 Two uses, two scopes:
-- ``validate_file`` checks the WHOLE file, every section and the rules that span sections, when
-  a stage starts: a typo in ``attack:`` stops ``train`` before hours of training. It imports the
-  full schema by name (``seqmia.params.whole``), so that validation is not in a stage's import
-  graph: it decides only whether the stage runs, never what it writes, so a rule added for one
-  stage does not make DVC rerun the others.
+- ``validate_file`` checks the WHOLE file (``validate_document`` an already parsed one), every
+  section and the rules that span sections, when a stage starts: a typo in ``attack:`` stops
+  ``train`` before hours of training. It imports the full schema by name
+  (``seqmia.params.whole``), so that validation is not in a stage's import graph: it decides only
+  whether the stage runs, never what it writes, so a rule added for one stage does not make DVC
+  rerun the others.
 - ``StageParams`` is what a stage reads: section ``key`` is built, on first access, by the schema
   module registered for it, which the stage's code must import (else a clear error), so that
   module is in the stage's import graph and in its dvc.yaml deps.
@@ -26,14 +32,20 @@ import dataclasses
 import importlib
 import math
 import os
+import reprlib
 import threading
 import types
 import typing
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 
 from seqmia.errors import UserError
 
@@ -58,9 +70,67 @@ SECTION_MODULES = {
 }
 WHOLE_MODULE = "seqmia.params.whole"
 
+# Bounds on a params document, checked before it is parsed (size) or while it is composed, before
+# any Python object is built (nesting, anchors). params.yaml is about 5 KB, 4 levels deep, with no
+# anchors; a 1.5 KB alias bomb once took 64 s and 4.4 GiB, a 5 MB mapping 33 s.
+MAX_PARAMS_BYTES = 1024 * 1024
+MAX_DEPTH = 20
+# How much of a value a params error message echoes.
+SHOWN_CHARS = 100
+_UTF8_BOM = b"\xef\xbb\xbf"
+
 
 class ParamsError(UserError, ValueError):
     """A params.yaml value that the pipeline cannot run with."""
+
+
+class _ShortRepr(reprlib.Repr):
+    """``repr`` that looks at a bounded part of a value: a few items of each container, a few
+    levels deep, the head of each string. Its cost does not grow with the value's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 10
+        self.maxdict = 6
+        # Strings longer than this are cut in the middle by reprlib; ``shown`` then keeps the
+        # head of it, which is the head of the true repr.
+        self.maxstring = 2 * SHOWN_CHARS
+        self.maxlong = self.maxother = 2 * SHOWN_CHARS
+
+    def repr_int(self, x: int, level: int) -> str:
+        # repr of an int of more than 4300 digits raises (and costs quadratic time before that)
+        if x.bit_length() > 4 * SHOWN_CHARS:
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+    def repr_dict(self, x: dict, level: int) -> str:
+        # reprlib sorts keys; keep the file's order, as repr does
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{" + self.fillvalue + "}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            items.append(self.fillvalue)
+        return "{" + ", ".join(items) + "}"
+
+
+_SHORT_REPR = _ShortRepr()
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with "…"."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, at most ``SHOWN_CHARS`` characters: enough to spot
+    the mistake, never the whole of a huge value (nor the cost of building its full repr)."""
+    return clip(_SHORT_REPR.repr(value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +207,15 @@ def convert(value: Any, tp: Any, key: str) -> Any:
     if origin is typing.Annotated:
         choice = next((m for m in tp.__metadata__ if isinstance(m, OneOf)), None)
         if choice is not None and (not isinstance(value, str) or value not in choice.names):
-            raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {value!r}")
+            raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {shown(value)}")
         return convert(value, get_args(tp)[0], key)
     if origin is Literal:
         if value not in get_args(tp) or isinstance(value, bool):
-            raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {value!r}")
+            raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {shown(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, list):
-            raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {value!r}")
+            raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {shown(value)}")
         return tuple(convert(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (Union, types.UnionType):
         raise TypeError(f"unsupported annotation at {key}")
@@ -156,28 +226,35 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         str: lambda v: isinstance(v, str),
     }[tp](value)
     if not ok:
-        raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {value!r}")
+        raise ParamsError(f"params key '{key}' must be {describe(tp)}, got {shown(value)}")
     if tp is float and not math.isfinite(value):  # YAML's .inf / .nan would fail deep in a run
-        raise ParamsError(f"params key '{key}' must be a finite number, got {value!r}")
+        raise ParamsError(f"params key '{key}' must be a finite number, got {shown(value)}")
     return float(value) if tp is float else value
 
 
 def check_rule(key: str, value: Any, raw: Any, rule: Rule | None) -> None:
     """Raise ``ParamsError`` if ``value`` (given as ``raw``) breaks ``rule``."""
     if rule is not None and not rule[0](value):
-        raise ParamsError(f"params key '{key}' must be {rule[1]}, got {raw!r}")
+        raise ParamsError(f"params key '{key}' must be {rule[1]}, got {shown(raw)}")
+
+
+def unknown_keys(raw: dict, allowed: Iterable[str]) -> str | None:
+    """The first (in sorted order) key of ``raw`` not in ``allowed``, shortened for a message;
+    None if there is none. YAML keys need not be strings (``1: x``), so they sort as text."""
+    unknown = set(raw) - set(allowed)
+    return clip(str(min(unknown, key=str))) if unknown else None
 
 
 def build(cls: type, raw: Any, prefix: str) -> Any:
     """Build dataclass ``cls`` from mapping ``raw``, reporting keys with dotted ``prefix``."""
     where = f"section '{prefix}'" if prefix else "params.yaml"
     if not isinstance(raw, dict):
-        raise ParamsError(f"{where} must be a mapping of keys, got {raw!r}")
+        raise ParamsError(f"{where} must be a mapping of keys, got {shown(raw)}")
     hints = typing.get_type_hints(cls, include_extras=True)
     fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+    unknown = unknown_keys(raw, fields)
+    if unknown is not None:
+        key = f"{prefix}.{unknown}" if prefix else unknown
         raise ParamsError(f"unknown params key '{key}'; {where} allows {fields}")
     rules = rules_of(cls)
     values = {}
@@ -203,7 +280,7 @@ def build_section(key: str, raw: dict) -> Any:
         )
     annotation, rule = _SECTIONS[key]
     if not isinstance(raw, dict):
-        raise ParamsError(f"params.yaml must be a mapping of keys, got {raw!r}")
+        raise ParamsError(f"params.yaml must be a mapping of keys, got {shown(raw)}")
     if key not in raw:
         what = "section" if dataclasses.is_dataclass(annotation) else "params key"
         raise ParamsError(f"missing {what} '{key}' (expected {describe(annotation)})")
@@ -212,22 +289,137 @@ def build_section(key: str, raw: dict) -> Any:
     return value
 
 
+class _Refused(Exception):
+    """A node of a params document refused while it is read: what is wrong, and its line."""
+
+    def __init__(self, what: str, mark: Any) -> None:
+        super().__init__(what)
+        self.what, self.line = what, mark.line + 1
+
+
+class _GuardedComposer(Composer):
+    """ruamel's composer, refusing anchors, aliases and deep nesting at each node's first event,
+    before that node is composed: the document is refused before any Python object is built, so
+    an alias bomb costs milliseconds, and nesting cannot reach Python's recursion limit."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            raise _Refused(f"alias *{clip(event.anchor, 40)}: a params file may hold no "
+                           "anchors or aliases", event.start_mark)  # fmt: skip
+        if event.anchor is not None:
+            raise _Refused(f"anchor &{clip(event.anchor, 40)}: a params file may hold no "
+                           "anchors or aliases", event.start_mark)  # fmt: skip
+        # ``depth`` counts the collections around this node (every composed parent is one)
+        if isinstance(event, (MappingStartEvent, SequenceStartEvent)) and self.depth >= MAX_DEPTH:
+            raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class _UniqueKeyConstructor(SafeConstructor):
+    """ruamel's safe constructor with a duplicate key refused as ``_Refused`` (it raises a
+    many-line ``DuplicateKeyError`` that echoes both values in full)."""
+
+    def check_mapping_key(
+        self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
+    ) -> bool:
+        if key in mapping:
+            raise _Refused(f"duplicate key {shown(key)}", key_node.start_mark)
+        return True
+
+    def check_set_key(self, node: Any, key_node: Any, setting: Any, key: Any) -> None:
+        if key in setting:
+            raise _Refused(f"duplicate set member {shown(key)}", key_node.start_mark)
+
+
+def _too_big(source: str, size: int) -> ParamsError:
+    return ParamsError(
+        f"{source} is {size} bytes, over the {MAX_PARAMS_BYTES}-byte limit of a params file"
+    )
+
+
+def _decode(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text (after an optional UTF-8 byte-order mark)."""
+    start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = start + err.start
+        raise ParamsError(
+            f"{source} is not UTF-8 text: byte 0x{data[offset]:02x} at offset {offset} "
+            f"({err.reason})"
+        ) from None
+
+
+def _yaml_problem(err: YAMLError) -> str:
+    """One line for a ruamel error: what is wrong and where (its own text spans lines and
+    quotes the offending line)."""
+    if isinstance(err, MarkedYAMLError) and err.problem:
+        what = ", ".join(clip(" ".join(str(t).split())) for t in (err.context, err.problem) if t)
+        mark = err.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what
+    return clip(" ".join(str(err).split()).replace(' in "<unicode string>",', " at"), 200)
+
+
+def _yaml_12_reader() -> YAML:
+    """ruamel's pure-Python safe loader: YAML 1.2 as DVC reads params.yaml (``dvc exp run -S``
+    values and ruamel's round-trip writes are read alike), guarded as above. Pure, so that the
+    guards apply (the C loader composes nodes in C) and the values do not depend on whether
+    ruamel.yaml.clib happens to be installed."""
+    reader = YAML(typ="safe", pure=True)
+    reader.Composer = _GuardedComposer
+    reader.Constructor = _UniqueKeyConstructor
+    return reader
+
+
+def parse_document(data: bytes, source: str) -> Any:
+    """The parsed params document in ``data`` (read from ``source``, named in errors).
+
+    Refused with a one-line ``ParamsError``, each before the work it would cost: over
+    ``MAX_PARAMS_BYTES``; not UTF-8; not YAML; an anchor or alias, nesting deeper than
+    ``MAX_DEPTH``, or a duplicate key (at any level). Values are read as YAML 1.2, like DVC.
+    """
+    if len(data) > MAX_PARAMS_BYTES:
+        raise _too_big(source, len(data))
+    text = _decode(data, source)
+    try:
+        return _yaml_12_reader().load(text)
+    except _Refused as err:
+        raise ParamsError(f"{source}, line {err.line}: {err.what}") from None
+    except YAMLError as err:
+        raise ParamsError(f"{source} is not valid YAML: {_yaml_problem(err)}") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits (Python's limit)
+        raise ParamsError(f"{source} holds a value that cannot be read: {clip(str(err))}") from None
+
+
 def read_document(path: str | Path) -> Any:
-    """The parsed YAML of ``path``; ``ParamsError`` if it is missing or not YAML."""
+    """The parsed YAML of the params file ``path`` (see ``parse_document``); ``ParamsError`` if
+    it is missing, unreadable, too large (checked before reading it) or refused."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"no params file at {path.resolve()}")
-    with path.open() as fh:
-        try:
-            return yaml.safe_load(fh)
-        except yaml.YAMLError as err:
-            raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    try:
+        size = path.stat().st_size
+        if size > MAX_PARAMS_BYTES:
+            raise _too_big(str(path), size)
+        with path.open("rb") as fh:
+            data = fh.read(MAX_PARAMS_BYTES + 1)  # bounded even if the file grew meanwhile
+    except OSError as err:
+        raise ParamsError(f"cannot read params file {path}: {err.strerror or err}") from None
+    return parse_document(data, str(path))
+
+
+def validate_document(raw: Any) -> Any:
+    """Check the whole of an already parsed params document (``read_document``): every section,
+    cross-section rules; return the full, plain ``Params``. Imported by name, like
+    ``validate_file``."""
+    return importlib.import_module(WHOLE_MODULE).params_from_dict(raw)
 
 
 def validate_file(path: str | Path) -> Any:
     """Check the whole of ``path`` (every section, cross-section rules); return the full, plain
     ``Params``. Imported by name: see the module docstring for why it is not a dependency."""
-    return importlib.import_module(WHOLE_MODULE).load_params(path)
+    return validate_document(read_document(path))
 
 
 class _Recorder:

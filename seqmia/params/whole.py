@@ -28,9 +28,11 @@ from seqmia.params.schema import (
     build_section,
     plain,
     read_document,
+    shown,
+    unknown_keys,
 )
 from seqmia.params.sequences import SequencesParams
-from seqmia.params.target import TargetParams
+from seqmia.params.target import EXPORTED_SUFFIX, TargetParams, exported_program_refusal
 from seqmia.params.train import TrainParams
 
 
@@ -70,14 +72,14 @@ def check_combinations(params: Params) -> None:
     features = DATASETS[name].features
     if features and MODELS[model].images_only:
         raise ParamsError(
-            f"params key 'train.model' is {model!r}, a convolutional network for images, but "
-            f"data.name {name!r} is a set of feature vectors; use train.model: "
+            f"params key 'train.model' is {shown(model)}, a convolutional network for images, "
+            f"but data.name {shown(name)} is a set of feature vectors; use train.model: "
             f"{' or '.join(n for n, spec in MODELS.items() if not spec.images_only)}"
         )
     if features and params.train.augment:
         raise ParamsError(
-            f"params key 'train.augment' must be false for data.name {name!r}: random crops and "
-            "flips are defined for images only"
+            f"params key 'train.augment' must be false for data.name {shown(name)}: random crops "
+            "and flips are defined for images only"
         )
 
 
@@ -106,7 +108,8 @@ def check_holdouts(params: Params) -> None:
 
 
 def check_target(target: TargetParams) -> None:
-    """A checkpoint target needs its file and member lists; mean and std come as a pair."""
+    """A checkpoint target needs its file and member lists, and a ``.pt2`` file the explicit
+    opt-in to the code it can run; mean and std come as a pair."""
     if target.source == "checkpoint":
         for key in ("checkpoint", "members", "nonmembers"):
             if not getattr(target, key):
@@ -114,6 +117,10 @@ def check_target(target: TargetParams) -> None:
                     f"params key 'target.{key}' is empty, but target.source is 'checkpoint'; "
                     "give a path inside the target/ folder"
                 )
+        # Refused here, when a stage starts, before anything opens the archive.
+        exported = target.checkpoint.endswith(EXPORTED_SUFFIX)
+        if exported and not target.run_code_in_exported_program:
+            raise ParamsError(exported_program_refusal(target.checkpoint))
     if len(target.mean) != len(target.std):
         raise ParamsError(
             f"params keys 'target.mean' and 'target.std' must have the same length, got "
@@ -124,11 +131,11 @@ def check_target(target: TargetParams) -> None:
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params document and return it as typed ``Params``."""
     if not isinstance(raw, dict):
-        raise ParamsError(f"params.yaml must be a mapping of keys, got {raw!r}")
+        raise ParamsError(f"params.yaml must be a mapping of keys, got {shown(raw)}")
     keys = list(SECTION_MODULES)
-    unknown = sorted(set(raw) - set(keys))
-    if unknown:
-        raise ParamsError(f"unknown params key '{unknown[0]}'; params.yaml allows {keys}")
+    unknown = unknown_keys(raw, keys)
+    if unknown is not None:
+        raise ParamsError(f"unknown params key '{unknown}'; params.yaml allows {keys}")
     params = Params(**{key: build_section(key, raw) for key in keys})
     check_combinations(params)
     check_holdouts(params)
