@@ -12,7 +12,7 @@ into one batched model (weights (M, ...), one ``bmm`` per time step for all of t
 gives up oneDNN's fused kernels, and this measures what that costs.
 
 Last, it bounds the stage from below: each model of the configuration's baselines stage trains a
-few real epochs (``seqmia.attack.train_attack``, the default run's row counts and sequence
+few real epochs (``seqmia.attacks.networks.train_attack``, the default run's row counts and sequence
 length, random inputs) under torch's profiler, and the time inside the kernels that do the
 arithmetic (matrix products and the fused recurrent kernels) is what remains of an epoch when
 everything else (Python, dispatch, the optimiser, the held-out AUC) costs nothing. Summed over
@@ -38,16 +38,16 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from seqmia.attack import (  # noqa: E402
+from seqmia.attacks.networks import (  # noqa: E402
     SequenceAttack,
     build_attack,
     init_attack_weights,
     train_attack,
 )
-from seqmia.baseline_fit import RoleInputs, baseline_features  # noqa: E402
-from seqmia.baseline_registry import BaselineSpec, expand_baselines  # noqa: E402
+from seqmia.attacks.registry import BaselineSpec, expand_baselines  # noqa: E402
+from seqmia.attacks.trained import RoleInputs, baseline_features  # noqa: E402
 from seqmia.params.whole import load_params  # noqa: E402
-from seqmia.recipe import Recipe, as_recipe  # noqa: E402
+from seqmia.training.recipe import Recipe, as_recipe  # noqa: E402
 
 # oneDNN's fused recurrent kernels (forward and backward), as torch's profiler names them.
 RECURRENT_KERNELS = ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward")

@@ -252,7 +252,7 @@ def bare_loop(workdir: Path, params: dict) -> dict[str, float]:
     """Images/s of a plain PyTorch loop (NCHW, all cores in one process) on the prepared data."""
     code = f"""
 import json, time, numpy as np, pandas as pd, torch, torch.nn.functional as F
-from seqmia.models import build_model
+from seqmia.models.architectures import build_model
 torch.manual_seed(0)
 d = np.load("data/prepared/dataset.npz")
 part = pd.read_parquet("data/partition.parquet")

@@ -23,16 +23,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from seqmia.activity import relu_activity  # noqa: E402
-from seqmia.attack_fit import fit_attack  # noqa: E402
-from seqmia.baseline_fit import baseline_features  # noqa: E402
-from seqmia.baseline_registry import expand_baselines  # noqa: E402
-from seqmia.errors import UserError  # noqa: E402
-from seqmia.evaluation import auc, roc_curve, tpr_at_fpr  # noqa: E402
-from seqmia.layout import Layout  # noqa: E402
+from seqmia.attacks.fit import fit_attack  # noqa: E402
+from seqmia.attacks.registry import expand_baselines  # noqa: E402
+from seqmia.attacks.trained import baseline_features  # noqa: E402
+from seqmia.audit.activity import relu_activity  # noqa: E402
+from seqmia.audit.roc import auc, roc_curve, tpr_at_fpr  # noqa: E402
+from seqmia.base.errors import UserError  # noqa: E402
 from seqmia.params.whole import load_params  # noqa: E402
-from seqmia.recipe import as_recipe  # noqa: E402
+from seqmia.training.recipe import as_recipe  # noqa: E402
 from tasks.baselines import load_role_inputs  # noqa: E402
+from tasks.layout import Layout  # noqa: E402
 
 
 def main() -> None:

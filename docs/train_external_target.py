@@ -30,7 +30,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import default_loader
 from torchvision.transforms.functional import pil_to_tensor
 
-from seqmia.models import build_model
+from seqmia.models.architectures import build_model
 
 
 def load_images(paths: list[Path], size: int | None) -> torch.Tensor:

@@ -21,11 +21,11 @@ import yaml
 
 import seqmia.params.run  # noqa: F401 - every stage may read seed and device
 from flows._server import SERVER_ENV, server_mode, shared_server_url, startup_timeout
-from seqmia.artifacts import remove_stale_temporaries
-from seqmia.errors import UserError
-from seqmia.layout import Layout
+from seqmia.base.artifacts import remove_stale_temporaries
+from seqmia.base.errors import UserError
+from seqmia.base.runtime import resolve_device, threads_per_worker
 from seqmia.params.schema import StageParams, read_document, validate_document
-from seqmia.runtime import resolve_device, threads_per_worker
+from tasks.layout import Layout
 from tasks.stopping import start_afresh
 
 if TYPE_CHECKING:  # imported only when a stage asks for Dask or uses torch: not paid otherwise

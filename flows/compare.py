@@ -28,7 +28,7 @@ import dvc.api
 import numpy as np
 import pandas as pd
 
-from seqmia.errors import UserError
+from seqmia.base.errors import UserError
 from seqmia.params.schema import parse_document
 
 METRICS = "eval/metrics.json"

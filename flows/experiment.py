@@ -44,10 +44,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
 from flows._stage import PARENT_ENV, RUN_NAME_ENV, proc_stat
-from seqmia.artifacts import atomic_path
-from seqmia.errors import UserError, first_line
+from seqmia.base.artifacts import atomic_path
+from seqmia.base.errors import UserError, first_line
+from seqmia.params.presets import check_preset, parse_overrides
 from seqmia.params.schema import clip, parse_document, read_document, shown
-from seqmia.suite import check_preset, parse_overrides
 
 PARAMS = "params.yaml"
 RECORD = "experiment.json"  # the experiment's own record, saved in its git commit

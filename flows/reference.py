@@ -5,7 +5,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import seqmia.params.reference  # noqa: F401 - the schema of params.reference, which it reads
 from flows._stage import read_params, run, setup
-from seqmia.runtime import available_cpus
+from seqmia.base.runtime import available_cpus
 from tasks.common import check_inputs
 from tasks.reference import train_reference
 from tasks.stopping import results_or_stop

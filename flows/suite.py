@@ -28,10 +28,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
+from seqmia.base.errors import UserError
 from seqmia.data.readers import DATA_ROOT_ENV, data_root
-from seqmia.errors import UserError
-from seqmia.params.schema import read_document
-from seqmia.suite import (
+from seqmia.params.presets import (
     PRESETS_DIR,
     attack_statistic,
     check_preset,
@@ -43,6 +42,7 @@ from seqmia.suite import (
     plot_sweep,
     set_arguments,
 )
+from seqmia.params.schema import read_document
 
 # Attacks drawn in sweep plots (when present): SeqMIA, its ablations and the main baselines.
 SWEEP_ATTACKS = ("seqmia", "seqmia_lstm", "seqmia_mlp", "trajectory_mia", "nn_posterior", "loss",

@@ -7,9 +7,9 @@ rule added for one section does not change the code every stage depends on.
 
 from __future__ import annotations
 
-from seqmia.dataset_registry import DATASETS, FEATURE_DATASETS, KNOWN_CLASS_COUNTS
-from seqmia.metric_registry import METRICS
-from seqmia.model_registry import IMAGE_MODELS, MODELS
+from seqmia.attacks.seqmia.metric_registry import METRICS
+from seqmia.data.registry import DATASETS, FEATURE_DATASETS, KNOWN_CLASS_COUNTS
+from seqmia.models.registry import IMAGE_MODELS, MODELS
 from seqmia.params.attack import AttackParams
 from seqmia.params.baselines import BASELINE_NAMES, RECIPE_KEYS, BaselinesParams
 from seqmia.params.data import DataParams
@@ -23,7 +23,7 @@ from seqmia.params.sequences import MetricName, SequencesParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
 from seqmia.params.whole import Params, load_params, params_from_dict, params_to_dict
-from seqmia.recipe import Recipe
+from seqmia.training.recipe import Recipe
 
 METRIC_NAMES = tuple(METRICS)
 MODEL_NAMES = tuple(MODELS)

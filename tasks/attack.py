@@ -7,14 +7,14 @@ import time
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import save_state_dict, write_csv, write_json
-from seqmia.attack_fit import fit_seqmia_attack
-from seqmia.layout import Layout
+from seqmia.attacks.fit import fit_seqmia_attack
+from seqmia.attacks.seqmia.sequences import frame_to_arrays, metric_columns
+from seqmia.base.artifacts import save_state_dict, write_csv, write_json
+from seqmia.base.runtime import resolve_device
 from seqmia.params.attack import AttackParams
-from seqmia.recipe import as_recipe
-from seqmia.runtime import resolve_device
-from seqmia.sequences import frame_to_arrays, metric_columns
+from seqmia.training.recipe import as_recipe
 from tasks.common import ARTEFACT_TASK, check_inputs, record_timing
+from tasks.layout import Layout
 
 
 def check_attack_inputs(layout: Layout) -> None:

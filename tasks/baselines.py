@@ -9,15 +9,15 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import write_json, write_parquet
-from seqmia.baseline_fit import RoleInputs, fit_baselines, role_inputs
-from seqmia.baseline_registry import expand_baselines
-from seqmia.layout import Layout
+from seqmia.attacks.registry import expand_baselines
+from seqmia.attacks.trained import RoleInputs, fit_baselines, role_inputs
+from seqmia.base.artifacts import write_json, write_parquet
+from seqmia.base.runtime import available_cpus, resolve_device
 from seqmia.params.baselines import BaselinesParams
 from seqmia.params.partition import ROLES
-from seqmia.recipe import as_recipe
-from seqmia.runtime import available_cpus, resolve_device
+from seqmia.training.recipe import as_recipe
 from tasks.common import ARTEFACT_TASK, check_inputs, record_timing
+from tasks.layout import Layout
 
 
 def load_role_inputs(layout: Layout, role: str) -> RoleInputs:

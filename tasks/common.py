@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from prefect.cache_policies import NO_CACHE
 
-from seqmia.artifacts import RESTORE_HINT, load_npz, load_state_dict, read_json
-from seqmia.errors import DamagedFileError, UserError, first_line
-from seqmia.partition import check_partition_matches
+from seqmia.base.artifacts import RESTORE_HINT, load_npz, load_state_dict, read_json
+from seqmia.base.errors import DamagedFileError, UserError, first_line
+from seqmia.data.partition import check_partition_matches
 
 # Keyword arguments of every task that writes artefacts (see tasks/__init__.py).
 ARTEFACT_TASK = {"cache_policy": NO_CACHE, "persist_result": False}

@@ -7,21 +7,21 @@ import time
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import save_state_dict
-from seqmia.batches import stored_inputs
-from seqmia.checkpoint import load_given_target, query_given_target
-from seqmia.classifier import load_model, new_model
+from seqmia.base.artifacts import save_state_dict
+from seqmia.base.runtime import resolve_device
+from seqmia.base.seeding import make_generator
+from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import input_shape
-from seqmia.distill import distill, distill_epochs
-from seqmia.layout import Layout
+from seqmia.data.partition import part_ids
+from seqmia.models.build import load_model, new_model
 from seqmia.params.distill import DistillParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
-from seqmia.partition import part_ids
-from seqmia.runtime import resolve_device
-from seqmia.seeding import make_generator
-from seqmia.training import epoch_logger, fit_options, recipe_from
+from seqmia.target.checkpoint import load_given_target, query_given_target
+from seqmia.training.distill import distill, distill_epochs
+from seqmia.training.loop import epoch_logger, fit_options, recipe_from
 from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.layout import Layout
 from tasks.stopping import raise_if_stopped, stop_requested
 
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import (
+from seqmia.audit.plots import plot_roc_loglog
+from seqmia.audit.protocol import AuditInputs, audit
+from seqmia.audit.report import render_report
+from seqmia.base.artifacts import (
     atomic_path,
     write_csv,
     write_json,
     write_parquet,
 )
-from seqmia.audit import AuditInputs, audit
-from seqmia.layout import Layout
 from seqmia.params.evaluate import EvaluateParams
 from seqmia.params.partition import ROLES
 from seqmia.params.rmia import RmiaParams
-from seqmia.plots import plot_roc_loglog
-from seqmia.report import render_report
 from tasks.common import ARTEFACT_TASK, check_inputs
+from tasks.layout import Layout
 
 
 def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:

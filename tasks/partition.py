@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import write_parquet
-from seqmia.layout import Layout
+from seqmia.base.artifacts import write_parquet
+from seqmia.base.seeding import derive_seed
+from seqmia.data.partition import check_disjoint, make_partition, role_counts
 from seqmia.params.partition import PARTS, PartitionParams
-from seqmia.partition import check_disjoint, make_partition, role_counts
-from seqmia.seeding import derive_seed
 from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.layout import Layout
 
 
 @task(**ARTEFACT_TASK)

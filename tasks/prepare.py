@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import write_json, write_npz
+from seqmia.base.artifacts import write_json, write_npz
 from seqmia.data.prepare import prepared_dataset
 from seqmia.data.readers import data_root
-from seqmia.layout import Layout
+from seqmia.data.sources import load_dataset
 from seqmia.params.data import DataParams
-from seqmia.sources import load_dataset
 from tasks.common import ARTEFACT_TASK
+from tasks.layout import Layout
 
 
 @task(**ARTEFACT_TASK)

@@ -13,21 +13,21 @@ import time
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import save_state_dict, write_json, write_parquet
-from seqmia.batches import stored_inputs
-from seqmia.classifier import new_model
+from seqmia.attacks.lira import reference_logits_table, reference_training_ids
+from seqmia.base.artifacts import save_state_dict, write_json, write_parquet
+from seqmia.base.runtime import resolve_device
+from seqmia.base.seeding import make_generator
+from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import input_shape, num_classes
 from seqmia.data.samples import attack_samples, population_samples
-from seqmia.inference import predict_logits
-from seqmia.layout import Layout
-from seqmia.lira import reference_logits_table, reference_training_ids
+from seqmia.models.build import new_model
+from seqmia.models.inference import predict_logits
 from seqmia.params.partition import ROLES
 from seqmia.params.reference import ReferenceParams
 from seqmia.params.train import TrainParams
-from seqmia.runtime import resolve_device
-from seqmia.seeding import make_generator
-from seqmia.training import epoch_logger, fit_options, recipe_from, train_classifier
+from seqmia.training.loop import epoch_logger, fit_options, recipe_from, train_classifier
 from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
+from tasks.layout import Layout
 from tasks.stopping import raise_if_stopped, stop_requested
 
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import write_parquet
+from seqmia.attacks.seqmia.querying import (
+    final_logits_frame,
+    metric_sequences,
+    model_logits,
+    population_frame,
+)
+from seqmia.base.artifacts import write_parquet
+from seqmia.base.runtime import resolve_device
 from seqmia.data.samples import attack_samples, population_samples
-from seqmia.layout import Layout
 from seqmia.params.partition import ROLES
 from seqmia.params.sequences import SequencesParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
-from seqmia.querying import final_logits_frame, metric_sequences, model_logits, population_frame
-from seqmia.runtime import resolve_device
 from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
+from tasks.layout import Layout
 
 
 def check_sequences_inputs(epochs: int, target: TargetParams, layout: Layout) -> None:

@@ -8,7 +8,7 @@ import threading
 
 from prefect.futures import PrefectFuture
 
-from seqmia.errors import TrainingStopped
+from seqmia.base.errors import TrainingStopped
 
 # Set when a task of the running stage has failed or the stage was told to stop: the tasks stop at
 # their next batch and write nothing more. One event per process is enough: a stage process runs

@@ -1,5 +1,5 @@
 """A given (checkpoint) target: its record in the trained targets' format. Only used when
-``target.source`` is ``checkpoint``; loading and querying it is ``seqmia.checkpoint``, the
+``target.source`` is ``checkpoint``; loading and querying it is ``seqmia.target.checkpoint``, the
 partition around its member lists ``tasks.target_partition``."""
 
 from __future__ import annotations
@@ -7,8 +7,11 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import write_json
-from seqmia.checkpoint import (
+from seqmia.base.artifacts import write_json
+from seqmia.base.runtime import resolve_device
+from seqmia.params.target import TargetParams
+from seqmia.params.train import TrainParams
+from seqmia.target.checkpoint import (
     EXPORTED_SUFFIX,
     architecture,
     load_given_target,
@@ -16,11 +19,8 @@ from seqmia.checkpoint import (
     target_preprocessing,
     target_record,
 )
-from seqmia.layout import Layout
-from seqmia.params.target import TargetParams
-from seqmia.params.train import TrainParams
-from seqmia.runtime import resolve_device
 from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.layout import Layout
 
 
 def import_export_machinery(target: TargetParams) -> None:

@@ -7,22 +7,22 @@ from __future__ import annotations
 import torch
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import read_json, write_parquet
-from seqmia.checkpoint import (
+from seqmia.base.artifacts import read_json, write_parquet
+from seqmia.base.seeding import derive_seed
+from seqmia.data.partition import check_disjoint, given_target_partition, role_counts
+from seqmia.data.readers import data_root
+from seqmia.params.partition import PARTS, PartitionParams
+from seqmia.params.target import TargetParams
+from seqmia.params.train import TrainParams
+from seqmia.target.checkpoint import (
     check_target_runs,
     load_given_target,
     target_file,
     target_preprocessing,
 )
-from seqmia.data.readers import data_root
-from seqmia.layout import Layout
-from seqmia.members import member_lists
-from seqmia.params.partition import PARTS, PartitionParams
-from seqmia.params.target import TargetParams
-from seqmia.params.train import TrainParams
-from seqmia.partition import check_disjoint, given_target_partition, role_counts
-from seqmia.seeding import derive_seed
+from seqmia.target.members import member_lists
 from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.layout import Layout
 
 
 @task(**ARTEFACT_TASK)

@@ -7,17 +7,17 @@ import time
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.artifacts import save_state_dict, write_json
-from seqmia.batches import stored_inputs
-from seqmia.classifier import new_model
+from seqmia.base.artifacts import save_state_dict, write_json
+from seqmia.base.runtime import resolve_device
+from seqmia.base.seeding import make_generator
+from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import input_shape
-from seqmia.layout import Layout
+from seqmia.data.partition import part_ids
+from seqmia.models.build import new_model
 from seqmia.params.train import TrainParams
-from seqmia.partition import part_ids
-from seqmia.runtime import resolve_device
-from seqmia.seeding import make_generator
-from seqmia.training import epoch_logger, fit_options, recipe_from, train_classifier
+from seqmia.training.loop import epoch_logger, fit_options, recipe_from, train_classifier
 from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
+from tasks.layout import Layout
 from tasks.stopping import raise_if_stopped, stop_requested
 
 

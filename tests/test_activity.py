@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqmia.activity import relu_activity
-from seqmia.attack import FlatMLP
+from seqmia.attacks.networks import FlatMLP
+from seqmia.audit.activity import relu_activity
 
 
 def hand_built_mlp() -> nn.Module:

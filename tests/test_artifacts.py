@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seqmia.artifacts import (
+from seqmia.base.artifacts import (
     atomic_path,
     load_npz,
     load_state_dict,
@@ -20,7 +20,7 @@ from seqmia.artifacts import (
     write_npz,
     write_parquet,
 )
-from seqmia.seeding import derive_seed, make_generator
+from seqmia.base.seeding import derive_seed, make_generator
 
 
 class Payload:

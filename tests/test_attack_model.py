@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.attack import (
+from seqmia.attacks.networks import (
     AttentionLSTM,
     fit_scaler,
     init_attack_weights,
@@ -14,8 +14,8 @@ from seqmia.attack import (
     split_holdout,
     train_attack,
 )
-from seqmia.evaluation import auc, roc_curve
-from seqmia.recipe import Recipe
+from seqmia.audit.roc import auc, roc_curve
+from seqmia.training.recipe import Recipe
 
 
 def _model(seed: int, k: int = 5, hidden: int = 7) -> AttentionLSTM:
@@ -219,9 +219,9 @@ def _recipe(epochs: int = 3) -> Recipe:
 
 
 def test_fit_attack_is_the_hand_written_steps_bit_for_bit():
-    from seqmia.attack import build_attack
-    from seqmia.attack_fit import fit_attack
-    from seqmia.seeding import derive_seed, make_generator
+    from seqmia.attacks.fit import fit_attack
+    from seqmia.attacks.networks import build_attack
+    from seqmia.base.seeding import derive_seed, make_generator
 
     x, members = _shadow()
     fit = fit_attack(x, members, "attention_lstm", _recipe(), 3, 0.25, ("s",), hidden_size=5)
@@ -242,7 +242,7 @@ def test_fit_attack_is_the_hand_written_steps_bit_for_bit():
 
 
 def test_fit_attack_mlp_on_flat_features_and_its_widths():
-    from seqmia.attack_fit import fit_attack
+    from seqmia.attacks.fit import fit_attack
 
     x, members = _shadow()
     fit = fit_attack(x[:, :, 0], members, "mlp", _recipe(2), 0, 0.25, mlp_widths=(6,))
@@ -251,7 +251,7 @@ def test_fit_attack_mlp_on_flat_features_and_its_widths():
 
 
 def test_fit_seqmia_attack_summary_and_ensemble_streams():
-    from seqmia.attack_fit import fit_attack, fit_seqmia_attack
+    from seqmia.attacks.fit import fit_attack, fit_seqmia_attack
 
     x, members = _shadow()
     kwargs = dict(architecture="attention_lstm", hidden_size=5, num_layers=1,
@@ -272,8 +272,8 @@ def test_fit_seqmia_attack_summary_and_ensemble_streams():
 
 
 def test_fit_seqmia_attack_log_transform_needs_a_loss_like_metric():
-    from seqmia.attack_fit import fit_seqmia_attack
-    from seqmia.errors import UserError
+    from seqmia.attacks.fit import fit_seqmia_attack
+    from seqmia.base.errors import UserError
 
     x, members = _shadow()
     with pytest.raises(UserError, match="attack.input_transform.*no loss-like metric"):

@@ -1,4 +1,5 @@
-"""The evaluation protocol (seqmia.audit) on tiny arrays and frames, against hand computations."""
+"""The evaluation protocol (seqmia.audit.protocol) on tiny arrays and frames, against hand
+computations."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from seqmia.attack import build_attack, member_log_odds
-from seqmia.audit import (
+from seqmia.attacks.networks import build_attack, member_log_odds
+from seqmia.audit.protocol import (
     AuditInputs,
     attack_reports,
     audit,

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.attack import build_attack
-from seqmia.attack_registry import ATTACK_ARCHITECTURES
-from seqmia.baselines import (
+from seqmia.attacks.architectures import ATTACK_ARCHITECTURES
+from seqmia.attacks.metric import (
     class_conditional_scores,
     class_thresholds,
     metric_attack_scores,
     topk_posteriors,
 )
-from seqmia.evaluation import auc, bootstrap_intervals, roc_curve
-from seqmia.report import render_report
+from seqmia.attacks.networks import build_attack
+from seqmia.audit.report import render_report
+from seqmia.audit.roc import auc, bootstrap_intervals, roc_curve
 
 
 def test_metric_attack_scores_are_higher_for_confident_correct_samples() -> None:
@@ -102,7 +102,7 @@ def test_report_is_self_contained_html_with_every_attack() -> None:
 
 
 def test_registry_expands_each_entry_for_the_stored_metrics() -> None:
-    from seqmia.baseline_registry import BASELINES, expand_baselines
+    from seqmia.attacks.registry import BASELINES, expand_baselines
 
     specs = expand_baselines(list(BASELINES), ["loss", "max"])
     assert [s.name for s in specs] == [
@@ -121,7 +121,7 @@ def test_registry_expands_each_entry_for_the_stored_metrics() -> None:
 def test_unknown_baseline_fails_validation_with_the_registry_names() -> None:
     import yaml
 
-    from seqmia.baseline_registry import BASELINES
+    from seqmia.attacks.registry import BASELINES
     from seqmia.config import ParamsError, params_from_dict
     from tests.conftest import REPO
 
@@ -135,7 +135,7 @@ def test_unknown_baseline_fails_validation_with_the_registry_names() -> None:
 def _role(n: int = 40, seed: int = 0):
     import pandas as pd
 
-    from seqmia.baseline_fit import role_inputs
+    from seqmia.attacks.trained import role_inputs
 
     rng = np.random.default_rng(seed)
     ids = rng.permutation(n)  # stored out of order: role_inputs sorts by sample id
@@ -148,8 +148,8 @@ def _role(n: int = 40, seed: int = 0):
 
 
 def test_role_inputs_align_on_sample_id_and_features_have_their_shapes() -> None:
-    from seqmia.baseline_fit import baseline_features
-    from seqmia.baseline_registry import BASELINES, expand_baselines
+    from seqmia.attacks.registry import BASELINES, expand_baselines
+    from seqmia.attacks.trained import baseline_features
 
     inputs = _role()
     assert inputs.samples["sample_id"].tolist() == list(range(40))
@@ -163,9 +163,9 @@ def test_role_inputs_align_on_sample_id_and_features_have_their_shapes() -> None
 
 
 def _fit_all(workers: int, attacks=("trajectory_mia", "seqmia_lstm", "seqmia_single_metric")):
-    from seqmia.baseline_fit import fit_baselines
-    from seqmia.baseline_registry import expand_baselines
-    from seqmia.recipe import Recipe
+    from seqmia.attacks.registry import expand_baselines
+    from seqmia.attacks.trained import fit_baselines
+    from seqmia.training.recipe import Recipe
 
     shadow, target = _role(seed=0), _role(seed=1)
     recipe = Recipe(optimizer="adam", epochs=3, batch_size=8, lr=0.01, momentum=0.0,
@@ -193,7 +193,7 @@ def test_side_by_side_workers_give_the_one_by_one_results_bit_for_bit() -> None:
 def test_a_failing_job_stops_its_siblings_and_raises_its_own_error() -> None:
     import time
 
-    from seqmia.side_by_side import run_side_by_side
+    from seqmia.base.side_by_side import run_side_by_side
 
     started = time.perf_counter()
     with pytest.raises(ZeroDivisionError) as err:
@@ -207,8 +207,8 @@ def _job(seconds: float) -> float:
     """Fails at once for 0; else waits ``seconds`` unless asked to stop, then returns 1/seconds."""
     import time
 
-    from seqmia.attack import AttackStopped
-    from seqmia.side_by_side import stop_requested
+    from seqmia.attacks.networks import AttackStopped
+    from seqmia.base.side_by_side import stop_requested
 
     if seconds == 0.0:
         time.sleep(0.5)  # let the sibling start

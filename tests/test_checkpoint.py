@@ -12,7 +12,12 @@ import pytest
 import torch
 import yaml
 
-from seqmia.checkpoint import (
+from seqmia.config import ParamsError, params_from_dict
+from seqmia.data.inputs import to_model_input
+from seqmia.data.partition import PartitionError, given_target_partition, make_partition, part_ids
+from seqmia.data.readers import image_folder_index
+from seqmia.models.architectures import ModelOptions, build_model
+from seqmia.target.checkpoint import (
     CheckpointError,
     ExportedTarget,
     Preprocessing,
@@ -26,12 +31,7 @@ from seqmia.checkpoint import (
     target_logits,
     target_record,
 )
-from seqmia.config import ParamsError, params_from_dict
-from seqmia.data.inputs import to_model_input
-from seqmia.data.readers import image_folder_index
-from seqmia.members import check_disjoint_lists, parse_sample_list, read_sample_list
-from seqmia.models import ModelOptions, build_model
-from seqmia.partition import PartitionError, given_target_partition, make_partition, part_ids
+from seqmia.target.members import check_disjoint_lists, parse_sample_list, read_sample_list
 from tests.conftest import REPO
 
 SIZES = {"target_in": 3, "target_out": 3, "shadow_in": 2, "shadow_out": 2, "distill": 4}

@@ -11,14 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.artifacts import load_npz, save_state_dict, write_npz
-from seqmia.batches import NormalisedImages, stored_inputs
-from seqmia.classifier import load_model, new_model
+from seqmia.base.artifacts import load_npz, save_state_dict, write_npz
 from seqmia.config import load_params
+from seqmia.data.batches import NormalisedImages, stored_inputs
 from seqmia.data.inputs import normalisation_stats, to_model_input
 from seqmia.data.samples import gather_rows
-from seqmia.inference import accuracy, predict_logits
-from seqmia.training import Recipe, epoch_logger, fit, fit_options, recipe_from, train_classifier
+from seqmia.models.build import load_model, new_model
+from seqmia.models.inference import accuracy, predict_logits
+from seqmia.training.loop import (
+    Recipe,
+    epoch_logger,
+    fit,
+    fit_options,
+    recipe_from,
+    train_classifier,
+)
 from tests.conftest import REPO
 
 TRAIN = dataclasses.replace(load_params(REPO / "params.yaml").train, model="small_cnn")

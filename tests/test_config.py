@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import seqmia.baselines
-from seqmia.attack_registry import ATTACKS
+import seqmia.attacks.metric
+from seqmia.attacks.architectures import ATTACKS
+from seqmia.attacks.seqmia.metric_registry import METRICS
+from seqmia.base.errors import UserError
 from seqmia.config import (
     METRIC_NAMES,
     MODEL_NAMES,
@@ -19,11 +21,9 @@ from seqmia.config import (
     params_from_dict,
     params_to_dict,
 )
-from seqmia.errors import UserError
-from seqmia.metric_registry import METRICS
-from seqmia.models import MODELS
+from seqmia.data.sources import DATASETS
+from seqmia.models.architectures import MODELS
 from seqmia.params.baselines import BASELINE_NAMES
-from seqmia.sources import DATASETS
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 TRAIN_KEYS = [
@@ -226,9 +226,9 @@ def test_a_name_added_to_the_registry_is_accepted(raw, key, monkeypatch):
 
 
 def test_baseline_names_come_from_the_core_registry_when_it_has_one():
-    if hasattr(seqmia.baselines, "BASELINES"):
-        assert BASELINE_NAMES is seqmia.baselines.BASELINES
-    else:  # the one list until seqmia.baselines exports its registry
+    if hasattr(seqmia.attacks.metric, "BASELINES"):
+        assert BASELINE_NAMES is seqmia.attacks.metric.BASELINES
+    else:  # the one list until seqmia.attacks.metric exports its registry
         assert "trajectory_mia" in BASELINE_NAMES
 
 
@@ -309,7 +309,7 @@ def test_every_recipe_section_has_the_recipe_rules(raw, section, key, value):
 
 
 def test_recipe_sections_are_core_recipes():
-    from seqmia.recipe import Recipe, as_recipe
+    from seqmia.training.recipe import Recipe, as_recipe
 
     params = load_params(PARAMS_FILE)
     assert as_recipe(params.train) == Recipe(
@@ -359,7 +359,7 @@ def test_recording_view_behaves_like_the_section(tmp_path, monkeypatch):
 
     from seqmia.params.schema import stage_params
     from seqmia.params.train import TrainParams
-    from seqmia.recipe import as_recipe
+    from seqmia.training.recipe import as_recipe
 
     monkeypatch.setenv("SEQMIA_RECORD_PARAMS", str(tmp_path / "reads.txt"))
     view = stage_params(PARAMS_FILE, "x").train

@@ -19,7 +19,7 @@ from seqmia.data.readers import (
     portable,
     read_image_folder,
 )
-from seqmia.sources import load_dataset
+from seqmia.data.sources import load_dataset
 
 # Folder names deliberately not in creation order: labels must follow sorted names.
 CLASSES = ("zebra", "apple")

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.batches import stored_inputs
-from seqmia.classifier import new_model
 from seqmia.config import DistillParams, load_params
+from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import normalisation_stats
-from seqmia.distill import distill, distill_epochs, soft_labels
-from seqmia.inference import predict_logits
-from seqmia.training import Recipe
+from seqmia.models.build import new_model
+from seqmia.models.inference import predict_logits
+from seqmia.training.distill import distill, distill_epochs, soft_labels
+from seqmia.training.loop import Recipe
 from tests.conftest import REPO
 
 TRAIN = dataclasses.replace(load_params(REPO / "params.yaml").train, model="small_cnn")

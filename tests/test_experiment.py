@@ -12,7 +12,7 @@ import yaml
 from flows.compare import Experiment, html_page, table_rows, text_table
 from flows.experiment import metrics_table, params_diff, write_overrides
 from seqmia.config import ParamsError
-from seqmia.suite import apply_overrides, parse_overrides
+from seqmia.params.presets import apply_overrides, parse_overrides
 from tests.conftest import REPO
 
 

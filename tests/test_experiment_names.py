@@ -22,7 +22,7 @@ from dvc.repo.experiments.refs import ExpRefInfo
 from dvc.repo.experiments.utils import check_ref_format as dvc_check_ref_format
 
 from flows.experiment import MAX_NAME_BYTES, check_experiment_name, check_rev, show_params
-from seqmia.errors import UserError
+from seqmia.base.errors import UserError
 from tests.conftest import REPO
 
 GOOD_NAMES = ["short-attack", "seed_3", "cifar10-paper-20240101-120000", "v1.0", "a.b", "x@y",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from seqmia.artifacts import WriteError, atomic_path, human_bytes, write_json
-from seqmia.errors import UserError
+from seqmia.base.artifacts import WriteError, atomic_path, human_bytes, write_json
+from seqmia.base.errors import UserError
 from tests.conftest import REPO
 
 LIMIT = 64 * 1024  # RLIMIT_FSIZE of the writing subprocess: every payload below is larger
@@ -25,8 +25,8 @@ import resource, signal, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from seqmia import artifacts
-from seqmia.errors import UserError
+from seqmia.base import artifacts
+from seqmia.base.errors import UserError
 
 writer, dest, limit = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 values = np.random.default_rng(0).random(100_000)
@@ -56,8 +56,8 @@ print("written")
 
 
 def run_limited_write(writer: str, dest: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``seqmia.artifacts.<writer>`` onto ``dest`` in a subprocess limited to ``LIMIT``-byte
-    files."""
+    """Run ``seqmia.base.artifacts.<writer>`` onto ``dest`` in a subprocess limited to
+    ``LIMIT``-byte files."""
     return subprocess.run(
         [sys.executable, "-c", WRITE_SCRIPT, writer, str(dest), str(LIMIT)],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,

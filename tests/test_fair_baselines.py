@@ -13,7 +13,8 @@ import pytest
 import torch
 import yaml
 
-from seqmia.attack import (
+from seqmia.attacks.metric import topk_log_posteriors, topk_posteriors
+from seqmia.attacks.networks import (
     FlatMLP,
     ensemble_log_odds,
     fit_scaler,
@@ -23,12 +24,11 @@ from seqmia.attack import (
     member_log_odds,
     train_attack,
 )
-from seqmia.baselines import topk_log_posteriors, topk_posteriors
+from seqmia.attacks.seqmia.metrics import compute_metrics
+from seqmia.audit.plots import plot_roc_loglog, split_panels
+from seqmia.audit.roc import attack_report, auc, roc_curve, score_ties
 from seqmia.config import ParamsError, params_from_dict
-from seqmia.evaluation import attack_report, auc, roc_curve, score_ties
-from seqmia.metrics import compute_metrics
-from seqmia.plots import plot_roc_loglog, split_panels
-from seqmia.recipe import Recipe
+from seqmia.training.recipe import Recipe
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 

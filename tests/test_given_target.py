@@ -159,7 +159,7 @@ def test_external_state_dict_is_audited_end_to_end(external_run, digits_root: Pa
 
 
 def _registry_small_cnn(state: dict) -> torch.nn.Module:
-    from seqmia.models import build_model
+    from seqmia.models.architectures import build_model
 
     net = build_model("small_cnn", (3, SIZE, SIZE), 10, torch.Generator())
     net.load_state_dict(state)

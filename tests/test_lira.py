@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seqmia.lira import (
+from seqmia.attacks.lira import (
     attacker_pool,
     logit_scaled_confidence,
     offline_scores,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqmia.checkpoint import CheckpointError
 from seqmia.data.readers import DATA_ROOT_PLACEHOLDER, IMAGE_FOLDER_SOURCE
-from seqmia.members import member_lists
+from seqmia.target.checkpoint import CheckpointError
+from seqmia.target.members import member_lists
 from tests.conftest import REPO
 
 
@@ -165,7 +165,7 @@ def test_an_empty_list_names_its_file(tmp_path: Path) -> None:
 PEAK_SCRIPT = """
 import resource, sys
 from pathlib import Path
-from seqmia.members import member_lists
+from seqmia.target.members import member_lists
 folder = Path(sys.argv[1])
 files = {"target.members": folder / "m.txt", "target.nonmembers": folder / "n.txt"}
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

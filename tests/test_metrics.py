@@ -1,4 +1,4 @@
-"""Per-sample posterior metrics of seqmia.metrics against hand-computed values."""
+"""Per-sample posterior metrics of seqmia.attacks.seqmia.metrics against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from seqmia.metric_registry import METRICS
-from seqmia.metrics import compute_metrics
+from seqmia.attacks.seqmia.metric_registry import METRICS
+from seqmia.attacks.seqmia.metrics import compute_metrics
 
 P = [0.7, 0.2, 0.1]
 LOGITS = torch.tensor([[math.log(x) for x in P]], dtype=torch.float64)

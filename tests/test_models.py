@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from seqmia.errors import UserError
-from seqmia.models import (
+from seqmia.base.errors import UserError
+from seqmia.models.architectures import (
     ModelInputError,
     ModelOptions,
     SeededDropout,

@@ -17,6 +17,7 @@ import yaml
 
 from flows.experiment import write_overrides
 from seqmia.params import schema
+from seqmia.params.presets import PRESETS_DIR, parse_overrides, set_arguments
 from seqmia.params.schema import (
     MAX_DEPTH,
     MAX_PARAMS_BYTES,
@@ -27,7 +28,6 @@ from seqmia.params.schema import (
     validate_document,
     validate_file,
 )
-from seqmia.suite import PRESETS_DIR, parse_overrides, set_arguments
 from tests.conftest import REPO
 
 PARAMS_TEXT = (REPO / "params.yaml").read_text()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from seqmia.config import PARTS
-from seqmia.partition import (
+from seqmia.data.partition import (
     PartitionError,
     check_disjoint,
     deal,
@@ -176,8 +176,8 @@ def test_deal_shuffles_each_class_once_and_deals_pools_in_order():
 
 
 def test_a_partition_of_another_dataset_is_refused_by_ids_and_by_labels():
-    from seqmia.errors import UserError
-    from seqmia.partition import check_partition_matches
+    from seqmia.base.errors import UserError
+    from seqmia.data.partition import check_partition_matches
 
     labels = np.array([0, 1, 0, 1])
     ours = pd.DataFrame({"sample_id": [0, 3], "label": [0, 1], "role": ["distill"] * 2})

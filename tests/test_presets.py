@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from seqmia.config import ParamsError
-from seqmia.suite import (
+from seqmia.params.presets import (
     PRESETS_DIR,
     apply_overrides,
     check_preset,
@@ -98,7 +98,7 @@ def test_metrics_by_experiment_and_table():
 
 
 def test_parse_sweep_reads_yaml_values_and_refuses_malformed_text():
-    from seqmia.suite import parse_sweep
+    from seqmia.params.presets import parse_sweep
 
     assert parse_sweep("distill.epochs=5,10,20") == ("distill.epochs", [5, 10, 20])
     assert parse_sweep("attack.architecture=lstm,mlp") == ("attack.architecture", ["lstm", "mlp"])
@@ -110,7 +110,7 @@ def test_parse_sweep_reads_yaml_values_and_refuses_malformed_text():
 
 
 def test_mean_sd_table_over_seeds_skips_failed_runs():
-    from seqmia.suite import mean_sd_table
+    from seqmia.params.presets import mean_sd_table
 
     def run(auc: float) -> dict:
         return {"attacks": {"seqmia": {"auc": auc, "tpr_at_fpr": {"0.001": 0.1, "0.01": 0.3}}}}
@@ -121,7 +121,7 @@ def test_mean_sd_table_over_seeds_skips_failed_runs():
 
 
 def test_plot_sweep_writes_a_png(tmp_path):
-    from seqmia.suite import plot_sweep
+    from seqmia.params.presets import plot_sweep
 
     out = tmp_path / "sweep.png"
     plot_sweep("distill.epochs", [5, 10], {"seqmia": [0.1, 0.2], "loss": [0.0, None]}, out, "TPR")

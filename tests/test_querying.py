@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from seqmia.metrics import compute_metrics
-from seqmia.querying import final_logits_frame, metric_sequences, population_frame
-from seqmia.sequences import frame_to_arrays
+from seqmia.attacks.seqmia.metrics import compute_metrics
+from seqmia.attacks.seqmia.querying import final_logits_frame, metric_sequences, population_frame
+from seqmia.attacks.seqmia.sequences import frame_to_arrays
 
 NAMES = ["loss", "max", "m_entropy"]
 
@@ -70,11 +70,11 @@ def test_logit_tables_keep_rows_and_add_one_column_per_class(samples) -> None:
 
 
 def test_model_logits_load_the_saved_model_and_query_it_in_batches(tmp_path) -> None:
-    from seqmia.artifacts import save_state_dict
-    from seqmia.classifier import new_model
+    from seqmia.attacks.seqmia.querying import model_logits
+    from seqmia.base.artifacts import save_state_dict
     from seqmia.config import load_params
     from seqmia.data.inputs import normalisation_stats, to_model_input
-    from seqmia.querying import model_logits
+    from seqmia.models.build import new_model
     from tests.conftest import REPO
 
     train = load_params(REPO / "params.yaml").train
@@ -94,7 +94,7 @@ def test_model_logits_load_the_saved_model_and_query_it_in_batches(tmp_path) -> 
 
 
 def test_a_roles_model_series_is_its_snapshots_in_order_then_the_original(tmp_path) -> None:
-    from seqmia.layout import Layout
+    from tasks.layout import Layout
 
     layout = Layout(tmp_path)
     series = layout.model_series("shadow", 3)

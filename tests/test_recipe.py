@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqmia.optim import decay_groups, step_lr
-from seqmia.recipe import Recipe, as_recipe, lr_for_epoch, make_optimizer
+from seqmia.training.optim import decay_groups, step_lr
+from seqmia.training.recipe import Recipe, as_recipe, lr_for_epoch, make_optimizer
 
 SGD = Recipe(
     optimizer="sgd", epochs=10, batch_size=4, lr=0.1, momentum=0.9, weight_decay=5e-4,
@@ -38,10 +38,10 @@ def _steps(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> list[tor
 @pytest.mark.parametrize(
     ("recipe", "before"),
     [
-        # What seqmia.training.fit built before the shared recipe: SGD with momentum.
+        # What seqmia.training.loop.fit built before the shared recipe: SGD with momentum.
         (SGD, lambda m, r: torch.optim.SGD(decay_groups(m, r.weight_decay), lr=r.lr,
                                            momentum=r.momentum)),
-        # What seqmia.attack.train_attack built before: Adam.
+        # What seqmia.attacks.networks.train_attack built before: Adam.
         (ADAM, lambda m, r: torch.optim.Adam(decay_groups(m, r.weight_decay), lr=r.lr)),
     ],
 )  # fmt: skip

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from seqmia.attack_registry import ATTACKS
-from seqmia.dataset_registry import DATASETS
-from seqmia.lazy import Lazy
-from seqmia.metric_registry import METRICS
-from seqmia.model_registry import MODELS
+from seqmia.attacks.architectures import ATTACKS
+from seqmia.attacks.seqmia.metric_registry import METRICS
+from seqmia.base.lazy import Lazy
+from seqmia.data.registry import DATASETS
+from seqmia.models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each registry's implementations live in the one module that calls them, so a stage that uses
 # an entry imports that module statically (and dvc.yaml lists it as a dependency).
 LAZY_ENTRIES = {
-    "seqmia.models": [spec.build for spec in MODELS.values()],
-    "seqmia.metrics": list(METRICS.values()),
-    "seqmia.attack": list(ATTACKS.values()),
-    "seqmia.sources": [spec.read for spec in DATASETS.values()],
+    "seqmia.models.architectures": [spec.build for spec in MODELS.values()],
+    "seqmia.attacks.seqmia.metrics": list(METRICS.values()),
+    "seqmia.attacks.networks": list(ATTACKS.values()),
+    "seqmia.data.sources": [spec.read for spec in DATASETS.values()],
 }
 
 

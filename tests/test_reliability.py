@@ -25,14 +25,14 @@ import yaml
 from PIL import Image
 
 from benchmarks.scratch_repo import make_scratch_repo
-from seqmia.artifacts import load_state_dict, remove_stale_temporaries, save_state_dict
+from seqmia.base.artifacts import load_state_dict, remove_stale_temporaries, save_state_dict
+from seqmia.base.errors import DamagedFileError, UserError
+from seqmia.base.seeding import make_generator
 from seqmia.config import ParamsError, params_from_dict
+from seqmia.data.partition import make_partition
 from seqmia.data.readers import extract_archive, read_image_folder
-from seqmia.errors import DamagedFileError, UserError
-from seqmia.layout import Layout
-from seqmia.partition import make_partition
-from seqmia.seeding import make_generator
-from seqmia.sources import load_dataset
+from seqmia.data.sources import load_dataset
+from tasks.layout import Layout
 from tests.conftest import REPO
 
 # ---------------------------------------------------------------------------------------------
@@ -84,8 +84,8 @@ def tiny_params(**train) -> dict:
 def scratch_repo(path: Path, params: dict, models: bool = False) -> Path:
     """A scratch repository with a prepared dataset and partition written by the core (and, if
     ``models``, target and shadow weights): the inputs of the train and distill stages."""
-    from seqmia.artifacts import write_npz, write_parquet
-    from seqmia.models import build_model
+    from seqmia.base.artifacts import write_npz, write_parquet
+    from seqmia.models.architectures import build_model
 
     repo = make_scratch_repo(path, yaml.safe_dump(params, sort_keys=False))
     layout = Layout(repo)
@@ -240,8 +240,8 @@ def test_a_damaged_teacher_stops_distill_before_any_task(tmp_path, prefect_env):
 
 
 def test_attack_training_stops_when_asked():
-    from seqmia.attack import AttackStopped, build_attack, train_attack
-    from seqmia.recipe import Recipe
+    from seqmia.attacks.networks import AttackStopped, build_attack, train_attack
+    from seqmia.training.recipe import Recipe
 
     g = make_generator(0, "attack")
     x, y = torch.randn(40, 3, 2), torch.arange(40) % 2
@@ -288,7 +288,7 @@ def _write_sequence_outputs(layout: Layout, metrics: dict[str, tuple[str, ...]])
     ``metrics[role]``, else loss and entropy)."""
     import pandas as pd
 
-    from seqmia.artifacts import write_parquet
+    from seqmia.base.artifacts import write_parquet
 
     rng = np.random.default_rng(0)
     n = 40
@@ -738,7 +738,7 @@ def test_weights_round_trip_and_foreign_checkpoints_load(tmp_path):
 
 
 def test_checked_inputs_are_returned_only_when_the_stage_keeps_them(tmp_path):
-    from seqmia.artifacts import write_json
+    from seqmia.base.artifacts import write_json
     from tasks.common import check_inputs
 
     weights, report = tmp_path / "model.pt", tmp_path / "report.json"

@@ -1,4 +1,4 @@
-"""Offline RMIA (seqmia.rmia) on tiny arrays, against the pairwise definition."""
+"""Offline RMIA (seqmia.attacks.rmia) on tiny arrays, against the pairwise definition."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from seqmia.rmia import (
+from seqmia.attacks.rmia import (
     RmiaInputs,
     offline_marginal,
     population_rows,

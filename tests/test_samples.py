@@ -59,7 +59,7 @@ def test_shape_and_classes_of_the_prepared_dataset() -> None:
 
 
 def test_released_pages_read_back_the_same_bytes(tmp_path) -> None:
-    from seqmia.artifacts import load_npz, write_npz
+    from seqmia.base.artifacts import load_npz, write_npz
     from seqmia.data.samples import release_pages, sample_tensors
 
     dataset, _ = tiny()

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from seqmia.suite import apply_overrides
+from seqmia.params.presets import apply_overrides
 from tests.conftest import REPO, STAGES, stop_process_group
 from tests.test_pipeline import make_repo, repro, stages_run, tiny_params
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.sequences import ID_COLUMNS, frame_to_arrays, metric_columns, sequence_frame
+from seqmia.attacks.seqmia.sequences import (
+    ID_COLUMNS,
+    frame_to_arrays,
+    metric_columns,
+    sequence_frame,
+)
 
 NAMES = ["loss", "max", "m_entropy"]
 N, T, K = 6, 4, 3

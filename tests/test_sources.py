@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seqmia.base.errors import UserError
 from seqmia.config import DATASET_NAMES, FEATURE_DATASETS
 from seqmia.data.readers import DatasetNotFoundError, hash_files
-from seqmia.dataset_registry import IMAGE_DATASETS, TABULAR_DATASETS, TEXT_DATASETS
-from seqmia.errors import UserError
-from seqmia.sources import load_dataset, read_idx
-from seqmia.tabular import TABULAR, TabularFormatError, parse_tabular_archive
+from seqmia.data.registry import IMAGE_DATASETS, TABULAR_DATASETS, TEXT_DATASETS
+from seqmia.data.sources import load_dataset, read_idx
+from seqmia.data.tabular import TABULAR, TabularFormatError, parse_tabular_archive
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, blob: bytes) -> None:

@@ -9,10 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqmia.models import build_model
-from seqmia.optim import decay_groups, step_lr
-from seqmia.runtime import resolve_precision
-from seqmia.training import (
+from seqmia.base.runtime import resolve_precision
+from seqmia.models.architectures import build_model
+from seqmia.training.loop import (
     EpochStats,
     Recipe,
     cosine_lr,
@@ -21,6 +20,7 @@ from seqmia.training import (
     random_crop_flip,
     soft_cross_entropy,
 )
+from seqmia.training.optim import decay_groups, step_lr
 
 
 def simulate_step_lr(lr, step_size, gamma, min_lr, epochs):

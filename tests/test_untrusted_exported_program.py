@@ -24,7 +24,10 @@ import torch
 import yaml
 from torch.export.pt2_archive._package import PT2ArchiveReader, PT2ArchiveWriter
 
-from seqmia.checkpoint import (
+from seqmia.config import ParamsError, params_from_dict
+from seqmia.models.architectures import build_model
+from seqmia.params.target import TargetParams
+from seqmia.target.checkpoint import (
     CheckpointError,
     ExportedTarget,
     load_given_target,
@@ -33,9 +36,6 @@ from seqmia.checkpoint import (
     target_input,
     target_preprocessing,
 )
-from seqmia.config import ParamsError, params_from_dict
-from seqmia.models import build_model
-from seqmia.params.target import TargetParams
 from tests.conftest import REPO
 
 OPT_IN = "target.run_code_in_exported_program"

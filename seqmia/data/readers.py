@@ -4,7 +4,7 @@ A source returns a ``RawDataset``: every sample of the publisher's splits (SeqMI
 re-partitions). Images are kept as uint8 ``(N, H, W, C)``, tabular and text features as float32
 ``(N, D)``. Only the prepare stage (and the member lists of a given target, which name image
 files) reads files this way; turning arrays into model input is ``seqmia.data.inputs``.
-``seqmia.sources`` finds a dataset by name, ``seqmia.tabular`` and ``seqmia.text`` read the
+``seqmia.data.sources`` finds a dataset by name, ``seqmia.data.tabular`` and ``seqmia.data.text`` read the
 non-image sets.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from seqmia.errors import DamagedFileError, UserError, first_line
+from seqmia.base.errors import DamagedFileError, UserError, first_line
 
 # torchvision 0.29 marks its image decoders deprecated in favour of torchcodec; they are still the
 # fastest way to decode small JPEG/PNG files with the pinned release, so keep them quietly.

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from seqmia.data.inputs import to_model_input
-from seqmia.partition import part_ids
+from seqmia.data.partition import part_ids
 
 # RMIA's population samples z: the attacker's distillation part, which the attacker queries the
 # audited model on anyway and which no target, shadow or reference model trains on.
@@ -30,7 +30,7 @@ def sample_tensors(
 
 def release_pages(array: np.ndarray) -> None:
     """Drop the pages of a memory-mapped ``array`` (a view of an ``np.memmap``, as
-    ``seqmia.artifacts.load_npz`` gives) from this process's resident memory; nothing for an
+    ``seqmia.base.artifacts.load_npz`` gives) from this process's resident memory; nothing for an
     array in memory. The rows just copied out are not read again, and a later read faults the
     pages back in from the page cache with the same bytes. On the default data the pages of the
     rows of both roles' attack samples are about 150 MB of the sequences stage's peak."""

@@ -6,9 +6,9 @@ import dataclasses
 from typing import Annotated
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.attack_registry import ATTACKS, INPUT_TRANSFORMS, SELECTIONS
+from seqmia.attacks.architectures import ATTACKS, INPUT_TRANSFORMS, SELECTIONS
 from seqmia.params.schema import AT_LEAST_1, FRACTION, OneOf, register_rules, register_section
-from seqmia.recipe import Recipe
+from seqmia.training.recipe import Recipe
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,9 +6,9 @@ import dataclasses
 from typing import Annotated
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.baseline_registry import BASELINES
+from seqmia.attacks.registry import BASELINES
 from seqmia.params.schema import AT_LEAST_1, FRACTION, OneOf, register_rules, register_section
-from seqmia.recipe import Recipe
+from seqmia.training.recipe import Recipe
 
 # The baseline names come from the core registry (name -> spec), which imports no torch.
 BASELINE_NAMES = BASELINES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from seqmia.dataset_registry import DATASETS
+from seqmia.data.registry import DATASETS
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
 
 

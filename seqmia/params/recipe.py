@@ -1,10 +1,10 @@
-"""Rules of every section that is a ``seqmia.recipe.Recipe`` (``train``, ``attack``, each
+"""Rules of every section that is a ``seqmia.training.recipe.Recipe`` (``train``, ``attack``, each
 ``baselines.<family>``): one recipe shape, one set of rules."""
 
 from __future__ import annotations
 
 from seqmia.params.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, register_rules
-from seqmia.recipe import Recipe
+from seqmia.training.recipe import Recipe
 
 register_rules(
     Recipe,

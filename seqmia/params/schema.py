@@ -47,7 +47,7 @@ from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 
-from seqmia.errors import UserError
+from seqmia.base.errors import UserError
 
 RECORD_ENV = "SEQMIA_RECORD_PARAMS"
 

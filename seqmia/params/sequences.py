@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from seqmia.metric_registry import METRICS
+from seqmia.attacks.seqmia.metric_registry import METRICS
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
 
 MetricName = Annotated[str, OneOf(METRICS)]

@@ -20,7 +20,8 @@ class TargetParams:
     """Where the audited (target) model comes from: trained here, or a given checkpoint.
 
     For ``source: checkpoint`` every path is relative to the repository root and lies in the
-    ``target/`` folder, which the stages that read it list as a DVC dependency (seqmia.checkpoint).
+    ``target/`` folder, which the stages that read it list as a DVC dependency
+    (seqmia.target.checkpoint).
     """
 
     source: Literal["train", "checkpoint"]

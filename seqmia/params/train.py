@@ -6,9 +6,9 @@ import dataclasses
 from typing import Annotated, Literal
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.model_registry import MODELS
+from seqmia.models.registry import MODELS
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
-from seqmia.recipe import Recipe
+from seqmia.training.recipe import Recipe
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import seqmia.params.run  # noqa: F401 - registers seed and device
-from seqmia.dataset_registry import DATASETS
-from seqmia.model_registry import MODELS
+from seqmia.data.registry import DATASETS
+from seqmia.models.registry import MODELS
 from seqmia.params.attack import AttackParams
 from seqmia.params.baselines import BaselinesParams
 from seqmia.params.data import DataParams

@@ -1,0 +1,126 @@
+"""Shadow-trained baselines: their inputs from a role's sequences and final logits, and their
+fits (side by side in one-thread worker processes), which then score the target samples."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+
+from seqmia.attacks.fit import fit_attack
+from seqmia.attacks.metric import topk_log_posteriors
+from seqmia.attacks.registry import BaselineSpec
+from seqmia.attacks.seqmia.sequences import frame_to_arrays, metric_columns
+from seqmia.base.side_by_side import run_side_by_side, stop_requested
+from seqmia.training.recipe import Recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleInputs:
+    """One role's attack samples, sorted by sample id, with every input a baseline may use."""
+
+    samples: pd.DataFrame  # sample_id, part, member, label
+    sequences: np.ndarray  # (N, T, k) float64
+    metrics: list[str]
+    logits: np.ndarray  # (N, C) final-model logits
+
+
+def role_inputs(sequences: pd.DataFrame, final_logits: pd.DataFrame) -> RoleInputs:
+    """A role's sequence frame and final-logits frame (``sample_id``, ``logit_*``), aligned on
+    sample id."""
+    metrics = metric_columns(sequences)
+    samples, arrays = frame_to_arrays(sequences, metrics)
+    final = samples[["sample_id"]].merge(final_logits, on="sample_id", how="left", validate="1:1")
+    logits = final.filter(like="logit_").to_numpy(np.float64)
+    return RoleInputs(samples, arrays, metrics, logits)
+
+
+def baseline_features(spec: BaselineSpec, inputs: RoleInputs, topk: int) -> np.ndarray:
+    """The attack input of every sample for ``spec``: (N, d) or (N, T, k)."""
+    if spec.features == "topk":
+        return topk_log_posteriors(inputs.logits, topk)
+    if spec.features == "loss_trajectory":
+        return inputs.sequences[:, :, inputs.metrics.index("loss")]  # (N, T)
+    if spec.features == "sequences":
+        return inputs.sequences
+    metric = spec.features.removeprefix("metric:")
+    return inputs.sequences[:, :, [inputs.metrics.index(metric)]]  # (N, T, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineJob:
+    """Everything one baseline's fit needs, so that it can run in a worker process."""
+
+    spec: BaselineSpec
+    recipe: Recipe
+    shadow: RoleInputs
+    target: RoleInputs
+    seed: int
+    val_fraction: float
+    hidden_size: int
+    topk: int
+    device: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineResult:
+    """One baseline's target scores (N,), its summary and its training seconds."""
+
+    name: str
+    scores: np.ndarray
+    summary: dict
+    seconds: float
+
+
+def fit_baseline(job: BaselineJob) -> BaselineResult:
+    """Fit one baseline on the shadow samples and score the target samples."""
+    spec = job.spec
+    x = baseline_features(spec, job.shadow, job.topk)
+    started = time.perf_counter()
+    fit = fit_attack(
+        x, job.shadow.samples["member"].to_numpy(), spec.architecture, job.recipe, job.seed,
+        job.val_fraction, ("baseline", spec.name), hidden_size=job.hidden_size,
+        mlp_widths=spec.mlp_widths, device=job.device, should_stop=stop_requested,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    summary = {
+        "architecture": spec.architecture,
+        "features": spec.features,
+        "recipe": spec.recipe,
+        "input_shape": list(x.shape[1:]),
+        "selected_epoch": fit.selected,
+        "val_auc": fit.val_auc,
+    }
+    scores = fit.scores(baseline_features(spec, job.target, job.topk))
+    return BaselineResult(spec.name, scores, summary, seconds)
+
+
+def fit_baselines(
+    specs: list[BaselineSpec],
+    recipes: dict[str, Recipe],
+    shadow: RoleInputs,
+    target: RoleInputs,
+    seed: int,
+    val_fraction: float,
+    *,
+    hidden_size: int,
+    topk: int,
+    device: str,
+    workers: int,
+) -> list[BaselineResult]:
+    """Fit every baseline of ``specs`` (recipe by ``spec.recipe``), in order of ``specs``.
+
+    On a CPU they train side by side in up to ``workers`` one-thread processes, recurrent
+    models first (the longest); each result is bit-identical to fitting it alone with one
+    thread. On another device they train one after another.
+    """
+    jobs = [
+        BaselineJob(
+            s, recipes[s.recipe], shadow, target, seed, val_fraction, hidden_size, topk, str(device)
+        )  # fmt: skip
+        for s in specs
+    ]
+    order = sorted(range(len(specs)), key=lambda i: specs[i].architecture == "mlp")
+    return run_side_by_side(fit_baseline, jobs, workers if str(device) == "cpu" else 1, order)
