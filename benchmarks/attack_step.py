@@ -12,7 +12,7 @@ into one batched model (weights (M, ...), one ``bmm`` per time step for all of t
 gives up oneDNN's fused kernels, and this measures what that costs.
 
 Last, it bounds the stage from below: each model of the configuration's baselines stage trains a
-few real epochs (``seqmia.attacks.networks.train_attack``, the default run's row counts and sequence
+few real epochs (``seqmia.attacks.fit.train_attack``, the default run's row counts and sequence
 length, random inputs) under torch's profiler, and the time inside the kernels that do the
 arithmetic (matrix products and the fused recurrent kernels) is what remains of an epoch when
 everything else (Python, dispatch, the optimiser, the held-out AUC) costs nothing. Summed over
@@ -38,13 +38,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from seqmia.attacks.fit import train_attack  # noqa: E402
 from seqmia.attacks.networks import (  # noqa: E402
     SequenceAttack,
     build_attack,
     init_attack_weights,
-    train_attack,
 )
-from seqmia.attacks.registry import BaselineSpec, expand_baselines  # noqa: E402
+from seqmia.attacks.registry import TrainedSpec, trained_specs  # noqa: E402
 from seqmia.attacks.trained import RoleInputs, baseline_features  # noqa: E402
 from seqmia.params.whole import load_params  # noqa: E402
 from seqmia.training.recipe import Recipe, as_recipe  # noqa: E402
@@ -166,12 +166,16 @@ def random_role(rows: int, snapshots: int, metrics: list[str], classes: int = 10
     """A role's inputs with ``rows`` samples of random sequences and final logits."""
     generator = np.random.default_rng(0)
     samples = pd.DataFrame({"sample_id": np.arange(rows), "member": np.arange(rows) % 2})
-    return RoleInputs(samples, generator.normal(size=(rows, snapshots, len(metrics))), metrics,
-                      generator.normal(size=(rows, classes)))  # fmt: skip
+    return RoleInputs(
+        samples,
+        generator.normal(size=(rows, snapshots, len(metrics))),
+        metrics,
+        generator.normal(size=(rows, classes)),
+    )
 
 
 def epoch_split(
-    spec: BaselineSpec, recipe: Recipe, role: RoleInputs, train: int, topk: int, hidden: int
+    spec: TrainedSpec, recipe: Recipe, role: RoleInputs, train: int, topk: int, hidden: int
 ) -> tuple[float, float]:
     """(seconds of one training epoch of ``spec``, of them inside ``ARITHMETIC_KERNELS``), from
     real ``train_attack`` epochs on ``role``'s features: its first ``train`` rows train, the
@@ -181,12 +185,24 @@ def epoch_split(
     y = torch.tensor(role.samples["member"].to_numpy())  # (N,) 0/1
 
     def run(epochs: int) -> float:
-        model = init_attack_weights(build_attack(spec.architecture, tuple(x.shape[1:]), hidden, 1,
-                                                 spec.mlp_widths), generator)  # fmt: skip
+        model = init_attack_weights(
+            build_attack(
+                spec.model.architecture, tuple(x.shape[1:]), hidden, 1, spec.model.mlp_widths
+            ),
+            generator,
+        )
         started = time.perf_counter()
         recipe_of_run = as_recipe(recipe, epochs=epochs)
-        train_attack(model, x[:train], y[:train], x[train:], y[train:], recipe_of_run, generator,
-                     selection="best_val_auc")  # fmt: skip
+        train_attack(
+            model,
+            x[:train],
+            y[:train],
+            x[train:],
+            y[train:],
+            recipe_of_run,
+            generator,
+            selection="best_val_auc",
+        )
         return time.perf_counter() - started
 
     run(2)  # warm-up: oneDNN primitives are created on first use
@@ -205,17 +221,21 @@ def stage_floor(params_file: str, rows: tuple[int, int], snapshots: int, workers
     b, metrics = params.baselines, list(params.sequences.metrics)
     role = random_role(sum(rows), snapshots, metrics)
     now = floor = 0.0
-    print(f"\nBaselines stage of {params_file}: {rows[0]} training and {rows[1]} held-out rows, "
-          f"{snapshots} snapshots, one thread per model, {workers} workers.\n")  # fmt: skip
+    print(
+        f"\nBaselines stage of {params_file}: {rows[0]} training and {rows[1]} held-out rows, "
+        f"{snapshots} snapshots, one thread per model, {workers} workers.\n"
+    )
     print("| model | epochs | epoch ms | of it in arithmetic kernels, ms | share |")
     print("|---|---:|---:|---:|---:|")
-    for spec in expand_baselines(b.attacks, metrics):
-        recipe = as_recipe(getattr(b, spec.recipe))
+    for spec in trained_specs(b.attacks, metrics):
+        recipe = as_recipe(getattr(b, spec.model.recipe))
         epoch, inside = epoch_split(spec, recipe, role, rows[0], b.topk, b.hidden_size)
         now += recipe.epochs * epoch / workers
         floor += recipe.epochs * inside / workers
-        print(f"| {spec.name} | {recipe.epochs} | {1000 * epoch:.1f} | {1000 * inside:.1f} | "
-              f"{100 * inside / epoch:.0f}% |")  # fmt: skip
+        print(
+            f"| {spec.name} | {recipe.epochs} | {1000 * epoch:.1f} | {1000 * inside:.1f} | "
+            f"{100 * inside / epoch:.0f}% |"
+        )
     print(f"\n| stage's training, all models on {workers} workers | seconds |\n|---|---:|")
     print(f"| as it trains now (epochs x epoch time / workers) | {now:.1f} |")
     print(f"| floor: arithmetic kernels only | {floor:.1f} ({100 * floor / now:.0f}% of now) |")
@@ -225,8 +245,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--params", default="params.yaml", help="configuration of the floor")
-    parser.add_argument("--rows", type=int, nargs=2, default=(4000, 1000),
-                        metavar=("TRAIN", "HELD_OUT"), help="shadow rows")  # fmt: skip
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs=2,
+        default=(4000, 1000),
+        metavar=("TRAIN", "HELD_OUT"),
+        help="shadow rows",
+    )
     parser.add_argument("--snapshots", type=int, default=21, help="the default run's T")
     parser.add_argument("--workers", type=int, default=2, help="one-thread workers (cores)")
     args = parser.parse_args()
@@ -240,12 +266,16 @@ def main() -> None:
     print("| measure | value |\n|---|---:|")
     print(f"| float32 step, ms | {fp32:.2f} |")
     print(f"| of the profiled time, inside oneDNN's LSTM kernels | {100 * share:.0f}% |")
-    print(f"| most a stacked model could save (time outside those kernels) | "
-          f"{100 * (1 - share):.0f}% |")  # fmt: skip
+    print(
+        f"| most a stacked model could save (time outside those kernels) | "
+        f"{100 * (1 - share):.0f}% |"
+    )
     print(f"| bfloat16 autocast step, ms | {bf16:.2f} ({fp32 / bf16:.2f}x faster) |")
     print(f"| six models one by one, ms per step of all six | {one_by_one:.2f} |")
-    print(f"| the six stacked into one batched model, ms | {stacked:.2f} "
-          f"({one_by_one / stacked:.2f}x as fast) |")  # fmt: skip
+    print(
+        f"| the six stacked into one batched model, ms | {stacked:.2f} "
+        f"({one_by_one / stacked:.2f}x as fast) |"
+    )
     stage_floor(args.params, tuple(args.rows), args.snapshots, args.workers)
 
 

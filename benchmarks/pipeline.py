@@ -190,9 +190,13 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> PipelineRun:
     env = {**env, "PYTHONUNBUFFERED": "1"}  # DVC's lines arrive when printed, not when flushed
     started = time.perf_counter()
     proc = subprocess.Popen(
-        ["dvc", "repro", "--no-run-cache"], cwd=workdir, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        ["dvc", "repro", "--no-run-cache"],
+        cwd=workdir,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     marks: list[tuple[str, float]] = []
     snapshots: list[CpuSnapshot] = []
     lines: dict[str, list[str]] = {}
@@ -296,10 +300,18 @@ def torch_import_seconds(workdir: Path, env: dict[str, str], tries: int = 3) -> 
     fixed cost that its model work needs anyway, as the bare loop does)."""
     code = "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)"
     times = sorted(
-        float(subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env,
-                             capture_output=True, text=True, check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         for _ in range(tries)
-    )  # fmt: skip
+    )
     return times[len(times) // 2]
 
 
@@ -313,9 +325,16 @@ def stages_importing_torch(workdir: Path, env: dict[str, str]) -> set[str]:
     return {
         stage
         for stage in STAGES
-        if subprocess.run([sys.executable, "-c", code, f"flows.{stage}"], cwd=workdir, env=env,
-                          capture_output=True, text=True, check=True).stdout.strip() == "True"
-    }  # fmt: skip
+        if subprocess.run(
+            [sys.executable, "-c", code, f"flows.{stage}"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        == "True"
+    }
 
 
 def compare_metrics(new: dict, old: dict) -> str:
@@ -377,8 +396,9 @@ def main() -> None:
         measured.append((stage, wall, fixed, in_dvc, server, peak))
         print(
             f"{stage}: {wall:.1f} s, fixed cost {fixed:.1f} s, peak {peak:.0f} MiB",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )
     total = run.total
     metrics = json.loads((args.workdir / "eval" / "metrics.json").read_text())
 

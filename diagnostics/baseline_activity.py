@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
 from seqmia.attacks.fit import fit_attack  # noqa: E402
-from seqmia.attacks.registry import expand_baselines  # noqa: E402
+from seqmia.attacks.registry import trained_specs  # noqa: E402
 from seqmia.attacks.trained import baseline_features  # noqa: E402
 from seqmia.audit.activity import relu_activity  # noqa: E402
-from seqmia.audit.roc import auc, roc_curve, tpr_at_fpr  # noqa: E402
 from seqmia.base.errors import UserError  # noqa: E402
+from seqmia.base.roc import auc, roc_curve, tpr_at_fpr  # noqa: E402
 from seqmia.params.whole import load_params  # noqa: E402
 from seqmia.training.recipe import as_recipe  # noqa: E402
 from tasks.baselines import load_role_inputs  # noqa: E402
@@ -49,29 +49,40 @@ def main() -> None:
     layout = Layout(args.repo)
     b = params.baselines
     needed = [layout.baseline_scores_file] + [
-        f(role) for role in ("shadow", "target")
+        f(role)
+        for role in ("shadow", "target")
         for f in (layout.sequences_file, layout.final_logits_file)
-    ]  # fmt: skip
+    ]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
-        sys.exit(f"{args.repo} has no finished baselines stage (missing {', '.join(missing)}); "
-                 "run `dvc repro baselines` there first")  # fmt: skip
+        sys.exit(
+            f"{args.repo} has no finished baselines stage (missing {', '.join(missing)}); "
+            "run `dvc repro baselines` there first"
+        )
     shadow, target = load_role_inputs(layout, "shadow"), load_role_inputs(layout, "target")
-    specs = {s.name: s for s in expand_baselines(b.attacks, shadow.metrics)}
+    specs = {s.name: s for s in trained_specs(b.attacks, shadow.metrics)}
     if args.baseline not in specs:
         sys.exit(f"--baseline {args.baseline!r}: the run trained {sorted(specs)}")
     spec = specs[args.baseline]
     changes = {} if args.lr is None else {"lr": args.lr}
-    recipe = as_recipe(getattr(b, spec.recipe), **changes)
+    recipe = as_recipe(getattr(b, spec.model.recipe), **changes)
     fit = fit_attack(
-        baseline_features(spec, shadow, b.topk), shadow.samples["member"].to_numpy(),
-        spec.architecture, recipe, params.seed, b.val_fraction, ("baseline", spec.name),
-        hidden_size=b.hidden_size, mlp_widths=spec.mlp_widths,
-    )  # fmt: skip
+        baseline_features(spec, shadow, b.topk),
+        shadow.samples["member"].to_numpy(),
+        spec.model.architecture,
+        recipe,
+        params.seed,
+        b.val_fraction,
+        ("baseline", spec.name),
+        hidden_size=b.hidden_size,
+        mlp_widths=spec.model.mlp_widths,
+    )
     x_target = baseline_features(spec, target, b.topk)
     scores = fit.scores(x_target)
-    print(f"{spec.name}, seed {params.seed}, lr {recipe.lr}: selected epoch {fit.selected} of "
-          f"{recipe.epochs}, held-out shadow AUC {fit.val_auc:.4f}")  # fmt: skip
+    print(
+        f"{spec.name}, seed {params.seed}, lr {recipe.lr}: selected epoch {fit.selected} of "
+        f"{recipe.epochs}, held-out shadow AUC {fit.val_auc:.4f}"
+    )
     if args.lr is None:
         stored = pd.read_parquet(layout.baseline_scores_file)[spec.name].to_numpy()
         same = np.array_equal(scores, stored)
@@ -80,24 +91,34 @@ def main() -> None:
             sys.exit("the refit differs from the run (other code or machine); stopping")
     members = target.samples["member"].to_numpy()
     roc = roc_curve(scores, members)
-    print(f"target AUC {auc(roc):.4f}, TPR at 0.1% FPR {tpr_at_fpr(roc, 0.001):.4f}, "
-          f"at 1% FPR {tpr_at_fpr(roc, 0.01):.4f}")  # fmt: skip
+    print(
+        f"target AUC {auc(roc):.4f}, TPR at 0.1% FPR {tpr_at_fpr(roc, 0.001):.4f}, "
+        f"at 1% FPR {tpr_at_fpr(roc, 0.01):.4f}"
+    )
     tied = scores == scores.max()
-    print(f"top score {scores.max():.6g}: {int(tied.sum())} of {len(scores)} target samples "
-          f"({int(members[tied].sum())} members)")  # fmt: skip
+    print(
+        f"top score {scores.max():.6g}: {int(tied.sum())} of {len(scores)} target samples "
+        f"({int(members[tied].sum())} members)"
+    )
     layers = relu_activity(fit.model, fit.scaler(x_target))
     if not layers:
-        print(f"{spec.name} ({spec.architecture}) has no ReLU layers")
+        print(f"{spec.name} ({spec.model.architecture}) has no ReLU layers")
         return
-    print("\n| ReLU layer | units | dead on every target sample | samples silencing it | "
-          "of them in the top tie |\n|---:|---:|---:|---:|---:|")  # fmt: skip
+    print(
+        "\n| ReLU layer | units | dead on every target sample | samples silencing it | "
+        "of them in the top tie |\n|---:|---:|---:|---:|---:|"
+    )
     for k, layer in enumerate(layers, 1):
         silent = layer.silent_inputs
-        print(f"| {k} | {layer.width} | {layer.dead_units} | {int(silent.sum())} | "
-              f"{int((silent & tied).sum())} |")  # fmt: skip
+        print(
+            f"| {k} | {layer.width} | {layer.dead_units} | {int(silent.sum())} | "
+            f"{int((silent & tied).sum())} |"
+        )
     head = [m for m in fit.model.modules() if isinstance(m, torch.nn.Linear)][-1].bias.detach()
-    print(f"\nscore of a sample that silences the last layer (the head's bias): "
-          f"{float(head[1] - head[0]):.6g}")  # fmt: skip
+    print(
+        f"\nscore of a sample that silences the last layer (the head's bias): "
+        f"{float(head[1] - head[0]):.6g}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,9 +42,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-# "shared" (default): the stages share one server as above; "temporary": Prefect's own temporary
-# server in each stage process, as Prefect does without PREFECT_API_URL.
-SERVER_ENV = "SEQMIA_PREFECT_SERVER"
 IDLE_ENV = "SEQMIA_SERVER_IDLE"
 DEFAULT_IDLE_SECONDS = 120.0
 STATE_FILE = "seqmia-server.json"
@@ -57,11 +54,6 @@ POLL_SECONDS = 1.0
 PUBLISH_SECONDS = 30.0
 # The only address a keeper publishes: the loopback interface, a port, Prefect's API path.
 _URL = re.compile(r"http://127\.0\.0\.1:(\d{1,5})/api")
-
-
-def server_mode() -> str:
-    """``$SEQMIA_PREFECT_SERVER``, "shared" when unset (the caller checks the value)."""
-    return os.environ.get(SERVER_ENV) or "shared"
 
 
 def prefect_home() -> Path:
@@ -143,8 +135,11 @@ def published_state(home: Path) -> dict | None:
         return None
     state = parse_state(_read(path))
     if state is None:
-        print(f"warning: ignoring {path}: it does not hold a shared server's address; "
-              "starting a new shared server", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: ignoring {path}: it does not hold a shared server's address; "
+            "starting a new shared server",
+            file=sys.stderr,
+        )
     return state
 
 
@@ -168,11 +163,22 @@ def _launch_keeper(home: Path, timeout: float) -> dict:
     idle = os.environ.get(IDLE_ENV) or str(DEFAULT_IDLE_SECONDS)
     with open(home / LOG_FILE, "ab") as log:
         keeper = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--home", str(home),
-             "--idle", idle, "--timeout", str(timeout)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=home,
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--home",
+                str(home),
+                "--idle",
+                idle,
+                "--timeout",
+                str(timeout),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=home,
             start_new_session=True,  # not stopped by the Ctrl-C or end of the stage that started it
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + PUBLISH_SECONDS
     while keeper.poll() is None and time.monotonic() < deadline:
         state = parse_state(_read(home / STATE_FILE)) if _held(home / STATE_FILE) else None
@@ -242,8 +248,9 @@ def stop_shared_server(wait: float = 60.0) -> None:
     deadline = time.monotonic() + wait
     while _held(home / STATE_FILE):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the shared Prefect server did not stop within {wait:g} s; "
-                               f"{_log_tail(home)}")  # fmt: skip
+            raise RuntimeError(
+                f"the shared Prefect server did not stop within {wait:g} s; {_log_tail(home)}"
+            )
         time.sleep(0.2)
 
 
@@ -287,10 +294,24 @@ def keep(home: Path, idle: float, timeout: float) -> None:
         "PREFECT__SERVER_FINAL": "1",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-        env=env, cwd=home,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=env,
+        cwd=home,
+    )
     stop = False
 
     def on_signal(signum, frame) -> None:

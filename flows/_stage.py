@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import yaml
 
 import seqmia.params.run  # noqa: F401 - every stage may read seed and device
-from flows._server import SERVER_ENV, server_mode, shared_server_url, startup_timeout
+from flows._server import shared_server_url, startup_timeout
 from seqmia.base.artifacts import remove_stale_temporaries
 from seqmia.base.errors import UserError
 from seqmia.base.runtime import resolve_device, threads_per_worker
@@ -33,26 +31,23 @@ if TYPE_CHECKING:  # imported only when a stage asks for Dask or uses torch: not
     from prefect.task_runners import TaskRunner
 
 # Where a stage's tasks run: "threads" (default: a thread pool in the stage's process) or "dask"
-# (a Dask cluster: the one at SEQMIA_DASK_ADDRESS, else a local cluster of worker processes).
+# (a Dask cluster: the one Dask's own ``scheduler-address`` setting names, e.g. through
+# DASK_SCHEDULER_ADDRESS, else a local cluster of worker processes).
 RUNNER_ENV = "SEQMIA_TASK_RUNNER"
-DASK_ADDRESS_ENV = "SEQMIA_DASK_ADDRESS"
 # The line a stage prints at its end with the seconds from its flow body's start (``setup``) to
 # the flow's return: benchmarks/pipeline.py takes the rest of the stage's wall time as its fixed
 # cost (interpreter start, imports, Prefect server and flow run set-up, DVC's own checks).
 TIMING_PREFIX = "stage work seconds:"
 _work_started: list[float] = []
 # Two more lines for the benchmark's account of the fixed cost: the stage process's own wall time
-# (the rest of the stage's wall time is DVC's), and the seconds spent starting the run's shared
-# Prefect server, which only the run's first stage pays (what it waited for: the start began
-# before its imports).
+# (the rest of the stage's wall time is DVC's), and the seconds it waited for the run's shared
+# Prefect server to start, which only the run's first stage pays.
 PROCESS_PREFIX = "stage process seconds:"
 SERVER_START_PREFIX = "shared server start seconds:"
 # And its peak memory: the largest resident set of this process and of the worker processes it
 # waited for (side-by-side fits), in MiB.
 PEAK_PREFIX = "stage peak MiB:"
 _server_start_seconds: list[float] = []
-# Seconds to wait for the Prefect API's health endpoint before a stage gives up on it.
-API_TIMEOUT_ENV = "SEQMIA_API_TIMEOUT"
 
 
 # The stage whose flow runs in this process (set by ``run``): names its params reads.
@@ -94,15 +89,17 @@ def setup(params_file: str, concurrent_workers: int = 1) -> tuple[StageParams, L
 
 
 def dask_runner(workers: int) -> TaskRunner:
-    """A Dask task runner: the cluster at ``$SEQMIA_DASK_ADDRESS``, or a local cluster of
-    ``workers`` one-thread processes that share the cores like the thread pool does."""
+    """A Dask task runner: the cluster that Dask's ``scheduler-address`` setting names
+    (``DASK_SCHEDULER_ADDRESS`` or a Dask config file), or a local cluster of ``workers``
+    one-thread processes that share the cores like the thread pool does."""
     try:
+        import dask.config
         from prefect_dask import DaskTaskRunner
     except ImportError as err:
         raise UserError(
             f"{RUNNER_ENV}=dask needs prefect-dask; install it with: pip install -e '.[dask]'"
         ) from err
-    address = os.environ.get(DASK_ADDRESS_ENV)
+    address = dask.config.get("scheduler-address", None)
     if address:
         return DaskTaskRunner(address=address)
     # Worker processes inherit the environment: give each its share of the cores.
@@ -146,18 +143,19 @@ def quiet_user_error_tracebacks() -> None:
 
 
 def check_api_answers() -> None:
-    """Refuse, in one line, a configured Prefect API that does not answer its health check in
-    ``$SEQMIA_API_TIMEOUT`` seconds (default 20): a server that accepts connections but never
-    replies would otherwise stall the stage for minutes of client retries without output."""
+    """Refuse, in one line, a configured Prefect API that does not answer its health check
+    within Prefect's own request timeout (``PREFECT_API_REQUEST_TIMEOUT``, 60 s by default): a
+    server that accepts connections but never replies would otherwise stall the stage for
+    several timeouts of client retries without output."""
     import urllib.error
     import urllib.request
 
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_API_URL
 
     url = (PREFECT_API_URL.value() or "").rstrip("/")
     if not url:
-        return  # no server configured: Prefect starts a temporary local one
-    timeout = float(os.environ.get(API_TIMEOUT_ENV) or 20)
+        return  # none configured: the stage uses the run's shared server (use_shared_server)
+    timeout = float(PREFECT_API_REQUEST_TIMEOUT.value())
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout):
             return
@@ -169,21 +167,17 @@ def check_api_answers() -> None:
         problem = f"did not answer within {timeout:g} s" if timed_out else f"failed: {reason}"
     raise UserError(
         f"the Prefect API at {url} (PREFECT_API_URL) {problem}; start or restart that server, "
-        "or unset PREFECT_API_URL to run with a temporary local one"
+        "or unset PREFECT_API_URL to run with the run's shared local one"
     )
 
 
 def use_shared_server() -> None:
     """Without ``PREFECT_API_URL``, point this process at the run's shared local server (see
-    flows/_server.py) instead of letting Prefect start a temporary one in every stage;
-    ``SEQMIA_PREFECT_SERVER=temporary`` keeps Prefect's own temporary server."""
-    mode = server_mode()
-    if mode not in ("shared", "temporary"):
-        raise UserError(f"{SERVER_ENV} must be 'shared' or 'temporary', got {mode!r}")
+    flows/_server.py) instead of letting Prefect start a temporary one in every stage."""
     import prefect.context
     from prefect.settings import PREFECT_API_URL
 
-    if PREFECT_API_URL.value() or mode == "temporary":
+    if PREFECT_API_URL.value():
         return
 
     os.environ["PREFECT_API_URL"], started = shared_server_url(startup_timeout())
@@ -221,9 +215,12 @@ def call_flow(flow: Flow, parameters: dict) -> None:
 
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run(
-            flow, name=os.environ.get(RUN_NAME_ENV), parameters=parameters,
-            parent_task_run_id=UUID(parent), state=Pending(),
-        )  # fmt: skip
+            flow,
+            name=os.environ.get(RUN_NAME_ENV),
+            parameters=parameters,
+            parent_task_run_id=UUID(parent),
+            state=Pending(),
+        )
     run_flow(flow, flow_run=flow_run, parameters=parameters)
 
 
@@ -271,8 +268,10 @@ def peak_mib() -> float:
     """The largest resident set of this process or of any child it waited for, in MiB."""
     import resource
 
-    largest = max(resource.getrusage(who).ru_maxrss
-                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
+    largest = max(
+        resource.getrusage(who).ru_maxrss
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return largest / 1024  # ru_maxrss is in KiB on Linux
 
 
@@ -287,26 +286,6 @@ def print_timings() -> None:
     if _server_start_seconds:
         print(f"{SERVER_START_PREFIX} {_server_start_seconds[0]:.3f}", file=sys.stderr)
     print(f"{PEAK_PREFIX} {peak_mib():.0f}", file=sys.stderr)
-
-
-def exit_without_teardown() -> NoReturn:
-    """End the process of a stage that completed as the interpreter's own exit would, less the
-    teardown of every module it imported.
-
-    What the exit does first is kept, in the same order: threading's exit hooks (where Prefect
-    sends its last queued logs and events) and joining the threads that are not daemons, then
-    the ``atexit`` handlers (Prefect's worker threads, multiprocessing's children, weakref
-    finalisers), then flushing logging and the standard streams. What is skipped is freeing
-    torch, pandas and Prefect object by object: 0.15 to 0.2 s of a model stage's exit
-    (docs/benchmark.md). A stage's outputs are written and renamed before its flow returns, so
-    nothing of its work waits on that teardown.
-    """
-    threading._shutdown()  # CPython's first step at exit (Python 3.11 as pinned)
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def run(flow: Callable[..., object], description: str, workers: int = 1) -> None:
@@ -324,8 +303,8 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
         params = validate_document(params_document(args.params))
         if params.device not in ("auto", "cpu"):  # "auto" and "cpu" always resolve; no torch here
             resolve_device(params.device)  # a device this machine lacks, before any work
-        use_shared_server()
         check_api_answers()
+        use_shared_server()
         quiet_user_error_tracebacks()
         remove_stale_temporaries(stage_outputs(Path(args.params).resolve().parent, flow.name))
         runner = chosen_runner(workers)
@@ -340,10 +319,7 @@ def run(flow: Callable[..., object], description: str, workers: int = 1) -> None
     except KeyboardInterrupt:  # Ctrl-C: the tasks stopped at their next batch (tasks.stopping)
         print("stopped by Ctrl-C (SIGINT); nothing was written after it", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
-    finally:
-        # The stage is done (its outputs written and renamed, Prefect's queues drain at exit
-        # as before). Freezing the objects now spares the interpreter's final garbage
-        # collections over everything torch, pandas and Prefect allocated: after the train
-        # stage's imports, 0.7 s of a 1.0 s exit. A failed stage then exits as usual.
-        gc.freeze()
-    exit_without_teardown()
+    # The stage's outputs are written; what is left is the interpreter's exit, where Prefect
+    # sends its last logs and events. Freezing the objects that torch, pandas and Prefect
+    # allocated keeps the exit's garbage collections from walking every one of them again.
+    gc.freeze()

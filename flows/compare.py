@@ -33,8 +33,18 @@ from seqmia.params.schema import parse_document
 
 METRICS = "eval/metrics.json"
 ROC = "eval/roc/seqmia.csv"
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 @dataclass
@@ -57,9 +67,11 @@ def show_file(repo: Path, rev: str, path: str) -> bytes:
     """The bytes of ``path`` at commit ``rev``; ``--end-of-options`` so that no revision can be
     read as an option of git show (``--output=FILE`` would write a file)."""
     return subprocess.run(
-        ["git", "show", "--end-of-options", f"{rev}:{path}"], cwd=repo, capture_output=True,
+        ["git", "show", "--end-of-options", f"{rev}:{path}"],
+        cwd=repo,
+        capture_output=True,
         check=True,
-    ).stdout  # fmt: skip
+    ).stdout
 
 
 def show_params(repo: Path, rev: str) -> Any:
@@ -176,10 +188,11 @@ def roc_svg(experiments: list[Experiment], log_x: bool, size: int = 360) -> str:
     def y_of(tpr: np.ndarray) -> np.ndarray:
         return 16 + (1.0 - tpr) * inner
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
-             f'font-family="sans-serif" font-size="11">',
-             f'<rect x="{pad}" y="16" width="{inner}" height="{inner}" fill="none" '
-             'stroke="#999"/>']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect x="{pad}" y="16" width="{inner}" height="{inner}" fill="none" stroke="#999"/>',
+    ]
     ticks = [10.0**p for p in range(int(lo), 1)] if log_x else [0.0, 0.25, 0.5, 0.75, 1.0]
     for t in ticks:
         x = float(x_of(np.array([t]))[0])
@@ -205,8 +218,10 @@ def roc_svg(experiments: list[Experiment], log_x: bool, size: int = 360) -> str:
         )
     axis = "FPR (log)" if log_x else "FPR"
     parts.append(f'<text x="{pad + inner / 2}" y="{size - 12}" text-anchor="middle">{axis}</text>')
-    parts.append(f'<text x="12" y="{16 + inner / 2}" transform="rotate(-90 12 {16 + inner / 2})" '
-                 'text-anchor="middle">TPR</text></svg>')  # fmt: skip
+    parts.append(
+        f'<text x="12" y="{16 + inner / 2}" transform="rotate(-90 12 {16 + inner / 2})" '
+        'text-anchor="middle">TPR</text></svg>'
+    )
     return "".join(parts)
 
 

@@ -4,7 +4,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
-from seqmia.params.partition import ROLES
+from seqmia.data.parts import ROLES
 from tasks.common import check_inputs
 from tasks.distill import distill_role
 from tasks.stopping import results_or_stop
@@ -21,11 +21,16 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
     import_export_machinery(params.target)
     runs = [
         distill_role.submit(
-            role, params.train, params.distill, params.seed, params.device, layout,
+            role,
+            params.train,
+            params.distill,
+            params.seed,
+            params.device,
+            layout,
             given=params.target if given else None,  # a given target is queried its own way
         )
         for role in ROLES
-    ]  # fmt: skip
+    ]
     return results_or_stop(runs)
 
 

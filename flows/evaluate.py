@@ -14,7 +14,7 @@ def evaluate_flow(params_file: str = "params.yaml") -> dict:
     references = params.reference.models
     # The report lists every parameter of the run, so this stage reads (and declares) them all.
     return evaluate_attacks(
-        params.evaluate, params.rmia, references, params.seed, params_to_dict(params), layout
+        params.evaluate, references, params.seed, params_to_dict(params), layout
     )
 
 

@@ -73,14 +73,20 @@ NAME_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
     (lambda n: n.endswith(".lock"), "must not end with '.lock' (git ref rule)"),
     (lambda n: ".." in n, "must not contain '..' (git ref rule)"),
     (lambda n: "@{" in n, "must not contain '@{' (git ref rule)"),
-    (lambda n: any(ord(c) < 0x20 or ord(c) == 0x7F for c in n),
-     "must not contain control characters (git ref rule)"),
-    (lambda n: any(c in REF_FORBIDDEN for c in n),
-     "must not contain a space or any of ~ ^ : ? * [ \\ (git ref rule)"),
+    (
+        lambda n: any(ord(c) < 0x20 or ord(c) == 0x7F for c in n),
+        "must not contain control characters (git ref rule)",
+    ),
+    (
+        lambda n: any(c in REF_FORBIDDEN for c in n),
+        "must not contain a space or any of ~ ^ : ? * [ \\ (git ref rule)",
+    ),
     (lambda n: any("\ud800" <= c <= "\udfff" for c in n), "must be valid UTF-8 text"),
-    (lambda n: len(n.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES,
-     f"must be at most {MAX_NAME_BYTES} bytes long (it names files)"),
-)  # fmt: skip
+    (
+        lambda n: len(n.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES,
+        f"must be at most {MAX_NAME_BYTES} bytes long (it names files)",
+    ),
+)
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -196,13 +202,16 @@ def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
         ).stdout.strip()
         subprocess.run(
             ["dvc", "config", "--local", "cache.dir", str((repo / cache).resolve())],
-            cwd=workspace, check=True, capture_output=True,
-        )  # fmt: skip
+            cwd=workspace,
+            check=True,
+            capture_output=True,
+        )
         absolute_remotes(repo, workspace)
         yield workspace
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(workspace)], cwd=repo,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(workspace)], cwd=repo, capture_output=True
+        )
         shutil.rmtree(parent, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
 
@@ -219,8 +228,10 @@ def absolute_remotes(repo: Path, workspace: Path) -> None:
         if url and "://" not in url and Path(url).is_absolute():
             subprocess.run(
                 ["dvc", "remote", "modify", "--local", name, "url", url],
-                cwd=workspace, check=True, capture_output=True,
-            )  # fmt: skip
+                cwd=workspace,
+                check=True,
+                capture_output=True,
+            )
 
 
 def group_members(pgid: int) -> list[int]:
@@ -274,9 +285,15 @@ def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
     logger = get_run_logger()
     lines: list[str] = []
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        bufsize=1, start_new_session=True,
-    )  # fmt: skip
+        cmd,
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -297,8 +314,11 @@ def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
 def reproduce_stage(stage: str, workspace: Path, env: Mapping[str, str], remote: bool) -> str:
     """Bring one stage up to date: restore it from the remote's run-cache if any host computed
     it, else run it as a child flow run of this task; with a remote, push it right away."""
-    env = {**env, PARENT_ENV: str(runtime.task_run.id),
-           RUN_NAME_ENV: f"{env['SEQMIA_EXPERIMENT']}-{stage}"}  # fmt: skip
+    env = {
+        **env,
+        PARENT_ENV: str(runtime.task_run.id),
+        RUN_NAME_ENV: f"{env['SEQMIA_EXPERIMENT']}-{stage}",
+    }
     output = stream(
         ["dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage], workspace, env
     )
@@ -320,8 +340,9 @@ def save_experiment(workspace: Path, name: str, record: Mapping[str, Any]) -> st
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         return stream(
             ["dvc", "exp", "save", "--name", name, "--include-untracked", RECORD, "-m", message],
-            workspace, os.environ,
-        )  # fmt: skip
+            workspace,
+            os.environ,
+        )
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -397,9 +418,13 @@ def experiment_flow(
         write_overrides(workspace / PARAMS, overrides)
         diff = params_diff(base_params, read_document(workspace / PARAMS))
         record = {
-            "name": name, "rev": rev, "base": base, "flow_run_id": str(runtime.flow_run.id),
-            "overrides": overrides, "params_diff": diff,
-        }  # fmt: skip
+            "name": name,
+            "rev": rev,
+            "base": base,
+            "flow_run_id": str(runtime.flow_run.id),
+            "overrides": overrides,
+            "params_diff": diff,
+        }
         data_root = os.environ.get("SEQMIA_DATA_ROOT") or "data/raw"
         env = {
             **os.environ,
@@ -414,8 +439,11 @@ def experiment_flow(
         save_experiment(workspace, name, record)
         metrics = json.loads((workspace / "eval" / "metrics.json").read_text())
 
-    create_markdown_artifact(key="seqmia-experiment", markdown=record_markdown(record),
-                             description=f"Experiment {name}: what ran")  # fmt: skip
+    create_markdown_artifact(
+        key="seqmia-experiment",
+        markdown=record_markdown(record),
+        description=f"Experiment {name}: what ran",
+    )
     create_table_artifact(
         key="seqmia-metrics",
         table=metrics_table(metrics),
@@ -434,9 +462,10 @@ def main() -> None:
     parser.add_argument("--name", help="experiment name (dvc exp show); default: the run's name")
     parser.add_argument("--rev", default="HEAD", help="base git revision (default HEAD)")
     parser.add_argument(
-        "--serve", action="store_true",
+        "--serve",
+        action="store_true",
         help=f"serve the flow as deployment experiment/{SERVE_DEPLOYMENT} (runs in this checkout)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     # A stop request (SIGTERM from a worker, kill) unwinds like Ctrl-C, so the stage's process
     # group is terminated and the temporary workspace removed.

@@ -4,7 +4,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
-from seqmia.params.partition import ROLES
+from seqmia.data.parts import ROLES
 from tasks.sequences import check_sequences_inputs, write_population_logits, write_sequences
 from tasks.target import import_export_machinery
 

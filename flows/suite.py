@@ -28,25 +28,18 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
-from seqmia.base.errors import UserError
-from seqmia.data.readers import DATA_ROOT_ENV, data_root
-from seqmia.params.presets import (
-    PRESETS_DIR,
+from seqmia.audit.tables import (
     attack_statistic,
-    check_preset,
-    load_preset,
     markdown_table,
     mean_sd_table,
     metrics_by_experiment,
-    parse_sweep,
     plot_sweep,
-    set_arguments,
+    sweep_attacks,
 )
+from seqmia.base.errors import UserError
+from seqmia.data.readers import DATA_ROOT_ENV, data_root
+from seqmia.params.presets import PRESETS_DIR, check_preset, load_preset, parse_sweep, set_arguments
 from seqmia.params.schema import read_document
-
-# Attacks drawn in sweep plots (when present): SeqMIA, its ablations and the main baselines.
-SWEEP_ATTACKS = ("seqmia", "seqmia_lstm", "seqmia_mlp", "trajectory_mia", "nn_posterior", "loss",
-                 "loss_cc")  # fmt: skip
 
 
 def _dvc(*args: str) -> subprocess.CompletedProcess:
@@ -87,9 +80,10 @@ def write_sweep_outputs(
     text = []
     for preset, by_value in results.items():
         attacks = [
-            a for a in SWEEP_ATTACKS
+            a
+            for a in sweep_attacks()
             if any(m is not None and a in m["attacks"] for m in by_value.values())
-        ]  # fmt: skip
+        ]
         for stat, path, label in (
             ("tpr0.001", ("tpr_at_fpr", "0.001"), "TPR at 0.1% FPR"),
             ("auc", ("auc",), "AUC"),

@@ -4,7 +4,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._stage import run, setup
-from seqmia.params.partition import ROLES
+from seqmia.data.parts import ROLES
 from tasks.common import check_inputs
 from tasks.stopping import results_or_stop
 from tasks.target import import_export_machinery, record_target

@@ -9,12 +9,13 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqmia.attacks.registry import expand_baselines
+from seqmia.attacks.registry import trained_specs
 from seqmia.attacks.trained import RoleInputs, fit_baselines, role_inputs
 from seqmia.base.artifacts import write_json, write_parquet
 from seqmia.base.runtime import available_cpus, resolve_device
+from seqmia.base.stopping import raise_if_stopped
+from seqmia.data.parts import ROLES
 from seqmia.params.baselines import BaselinesParams
-from seqmia.params.partition import ROLES
 from seqmia.training.recipe import as_recipe
 from tasks.common import ARTEFACT_TASK, check_inputs, record_timing
 from tasks.layout import Layout
@@ -22,15 +23,18 @@ from tasks.layout import Layout
 
 def load_role_inputs(layout: Layout, role: str) -> RoleInputs:
     """Sequences and final logits of ``role``, aligned on sample id."""
-    return role_inputs(pd.read_parquet(layout.sequences_file(role)),
-                       pd.read_parquet(layout.final_logits_file(role)))  # fmt: skip
+    return role_inputs(
+        pd.read_parquet(layout.sequences_file(role)),
+        pd.read_parquet(layout.final_logits_file(role)),
+    )
 
 
 def shadow_metrics(layout: Layout) -> list[str]:
     """The metrics of the shadow sequences, once both roles' sequences and final logits are
     known to load (so that a damaged one stops the stage before any baseline trains)."""
-    check_inputs([f(role) for role in ROLES for f in (layout.sequences_file,
-                                                      layout.final_logits_file)])  # fmt: skip
+    check_inputs(
+        [f(role) for role in ROLES for f in (layout.sequences_file, layout.final_logits_file)]
+    )
     return load_role_inputs(layout, "shadow").metrics
 
 
@@ -40,19 +44,34 @@ def train_baselines(b: BaselinesParams, seed: int, device: str, layout: Layout) 
     column each) and the summaries."""
     logger = get_run_logger()
     shadow, target = load_role_inputs(layout, "shadow"), load_role_inputs(layout, "target")
-    specs = expand_baselines(b.attacks, shadow.metrics)
-    recipes = {s.recipe: as_recipe(getattr(b, s.recipe)) for s in specs}
+    specs = trained_specs(b.attacks, shadow.metrics)
+    recipes = {s.model.recipe: as_recipe(getattr(b, s.model.recipe)) for s in specs}
     results = fit_baselines(
-        specs, recipes, shadow, target, seed, b.val_fraction, hidden_size=b.hidden_size,
-        topk=b.topk, device=str(resolve_device(device)), workers=available_cpus(),
-    )  # fmt: skip
+        specs,
+        recipes,
+        shadow,
+        target,
+        seed,
+        b.val_fraction,
+        hidden_size=b.hidden_size,
+        topk=b.topk,
+        device=str(resolve_device(device)),
+        workers=available_cpus(),
+    )
+    raise_if_stopped()
     for r in results:
         record_timing(f"baseline {r.name}", r.seconds)
-        logger.info("%s: selected epoch %d of %d (held-out shadow AUC %.4f), %.0fs", r.name,
-                    r.summary["selected_epoch"], recipes[r.summary["recipe"]].epochs,
-                    r.summary["val_auc"], r.seconds)  # fmt: skip
-    write_parquet(layout.baseline_scores_file,
-                  target.samples.assign(**{r.name: r.scores for r in results}))  # fmt: skip
+        logger.info(
+            "%s: selected epoch %d of %d (held-out shadow AUC %.4f), %.0fs",
+            r.name,
+            r.summary["selected_epoch"],
+            recipes[r.summary["recipe"]].epochs,
+            r.summary["val_auc"],
+            r.seconds,
+        )
+    write_parquet(
+        layout.baseline_scores_file, target.samples.assign(**{r.name: r.scores for r in results})
+    )
     summary = {r.name: r.summary for r in results}
     write_json(layout.baseline_summary_file, summary)
     return summary

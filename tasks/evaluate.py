@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 
+from seqmia.attacks.registry import ATTACKS
 from seqmia.audit.plots import plot_roc_loglog
 from seqmia.audit.protocol import AuditInputs, audit
 from seqmia.audit.report import render_report
@@ -14,9 +15,8 @@ from seqmia.base.artifacts import (
     write_json,
     write_parquet,
 )
+from seqmia.data.parts import ROLES
 from seqmia.params.evaluate import EvaluateParams
-from seqmia.params.partition import ROLES
-from seqmia.params.rmia import RmiaParams
 from tasks.common import ARTEFACT_TASK, check_inputs
 from tasks.layout import Layout
 
@@ -28,36 +28,54 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
     once: the check's loaded copy is the one used."""
     summary = check_inputs([layout.attack_summary_file], keep=True)[layout.attack_summary_file]
     members, refs = range(1, summary.get("ensemble", 1) + 1), range(1, references + 1)
-    got = check_inputs([
-        *(layout.attack_member_file(k) for k in members), layout.sequences_file("target"),
-        layout.baseline_scores_file,
-        *(f(r) for r in ROLES for f in (layout.final_logits_file, layout.population_logits_file,
-                                        layout.model_report)),
-        *(f(i) for i in refs for f in (layout.reference_logits_file, layout.reference_report)),
-    ], keep=True)  # fmt: skip
+    got = check_inputs(
+        [
+            *(layout.attack_member_file(k) for k in members),
+            layout.sequences_file("target"),
+            layout.baseline_scores_file,
+            *(
+                f(r)
+                for r in ROLES
+                for f in (
+                    layout.final_logits_file,
+                    layout.population_logits_file,
+                    layout.model_report,
+                )
+            ),
+            *(f(i) for i in refs for f in (layout.reference_logits_file, layout.reference_report)),
+        ],
+        keep=True,
+    )
     reports = {role: got[layout.model_report(role)] for role in ROLES}
     reports |= {f"reference_{i}": got[layout.reference_report(i)] for i in refs}
     return AuditInputs(
-        sequences=got[layout.sequences_file("target")], attack_summary=summary,
+        sequences=got[layout.sequences_file("target")],
+        attack_summary=summary,
         attack_weights=[got[layout.attack_member_file(k)] for k in members],
         final_logits={r: got[layout.final_logits_file(r)] for r in ROLES},
         population_logits={r: got[layout.population_logits_file(r)] for r in ROLES},
         reference_logits=[got[layout.reference_logits_file(i)] for i in refs],
-        trained_scores=got[layout.baseline_scores_file], model_reports=reports,
-    )  # fmt: skip
+        trained_scores=got[layout.baseline_scores_file],
+        model_reports=reports,
+    )
 
 
 @task(**ARTEFACT_TASK)
 def evaluate_attacks(
-    evaluate: EvaluateParams, rmia: RmiaParams, references: int, seed: int, run_params: dict,
-    layout: Layout,
-) -> dict:  # fmt: skip
+    evaluate: EvaluateParams, references: int, seed: int, run_params: dict, layout: Layout
+) -> dict:
     """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG, per-sample scores and
-    the HTML report (which lists ``run_params``, the whole of params.yaml)."""
+    the HTML report (which lists ``run_params``, the whole of params.yaml, and from which each
+    attack of the registry gets its settings section)."""
+    settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
     result = audit(
-        read_audit_inputs(references, layout), evaluate.fpr_targets, evaluate.bootstrap,
-        rmia.offline_a, rmia.gamma, rmia.population, seed,
-    )  # fmt: skip
+        read_audit_inputs(references, layout),
+        evaluate.fpr_targets,
+        evaluate.bootstrap,
+        run_params["rmia"]["population"],
+        seed,
+        settings,
+    )
     for name, curve in result.curves.items():
         roc = pd.DataFrame({"fpr": curve.fpr, "tpr": curve.tpr})
         write_csv(layout.roc_dir / f"{name}.csv", roc)

@@ -8,7 +8,8 @@ from prefect import get_run_logger, task
 from seqmia.base.artifacts import write_parquet
 from seqmia.base.seeding import derive_seed
 from seqmia.data.partition import check_disjoint, make_partition, role_counts
-from seqmia.params.partition import PARTS, PartitionParams
+from seqmia.data.parts import PARTS
+from seqmia.params.partition import PartitionParams
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.layout import Layout
 

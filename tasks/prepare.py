@@ -29,6 +29,9 @@ def prepare_dataset(data: DataParams, layout: Layout) -> dict:
     write_json(layout.dataset_info, info)
     logger.info(
         "prepared %d samples of shape %s in %d classes (sha256 %s…)",
-        info["n_samples"], tuple(info["sample_shape"]), len(raw.classes), raw.sha256[:12],
-    )  # fmt: skip
+        info["n_samples"],
+        tuple(info["sample_shape"]),
+        len(raw.classes),
+        raw.sha256[:12],
+    )
     return info

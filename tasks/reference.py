@@ -17,25 +17,30 @@ from seqmia.attacks.lira import reference_logits_table, reference_training_ids
 from seqmia.base.artifacts import save_state_dict, write_json, write_parquet
 from seqmia.base.runtime import resolve_device
 from seqmia.base.seeding import make_generator
+from seqmia.base.stopping import raise_if_stopped, stop_requested
 from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import input_shape, num_classes
+from seqmia.data.parts import ROLES
 from seqmia.data.samples import attack_samples, population_samples
 from seqmia.models.build import new_model
 from seqmia.models.inference import predict_logits
-from seqmia.params.partition import ROLES
 from seqmia.params.reference import ReferenceParams
 from seqmia.params.train import TrainParams
-from seqmia.training.loop import epoch_logger, fit_options, recipe_from, train_classifier
+from seqmia.training.classifier import epoch_logger, train_classifier
+from tasks import sections
 from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
 from tasks.layout import Layout
-from tasks.stopping import raise_if_stopped, stop_requested
 
 
 @task(**ARTEFACT_TASK, task_run_name="reference-{index}")
 def train_reference(
-    index: int, train: TrainParams, reference: ReferenceParams, seed: int, device: str,
+    index: int,
+    train: TrainParams,
+    reference: ReferenceParams,
+    seed: int,
+    device: str,
     layout: Layout,
-) -> dict:  # fmt: skip
+) -> dict:
     """Train reference model ``index``; save it, its report and its logits on every attack
     sample (with whether it trained on that sample) and on RMIA's population samples."""
     logger, device = get_run_logger(), resolve_device(device)
@@ -43,14 +48,20 @@ def train_reference(
     partition = pd.read_parquet(layout.partition_file)
     ids, left_out = reference_training_ids(partition, index, reference.models, seed)
     generator = make_generator(seed, "reference", str(index))
-    model = new_model(train, input_shape(dataset["x"]), num_classes(dataset), generator)
+    model = new_model(
+        sections.architecture(train), input_shape(dataset["x"]), num_classes(dataset), generator
+    )
     started = time.perf_counter()
     model, report = train_classifier(
-        model.to(device), stored_inputs(dataset, ids, device),
-        stored_inputs(dataset, left_out, device), recipe_from(train), generator,
+        model.to(device),
+        stored_inputs(dataset, ids, device),
+        stored_inputs(dataset, left_out, device),
+        sections.recipe(train),
+        generator,
         on_epoch=epoch_logger(logger, f"reference {index} train", train.epochs),
-        should_stop=stop_requested, **fit_options(train, device),
-    )  # fmt: skip
+        should_stop=stop_requested,
+        options=sections.fit_options(train, device),
+    )
     record_timing(f"reference {index} train", time.perf_counter() - started)
     report = {"model": train.model, **report}
     attack = {}
@@ -62,7 +73,11 @@ def train_reference(
     raise_if_stopped()
     save_state_dict(layout.reference_model_file(index), model)
     write_json(layout.reference_report(index), {"index": index, **report})
-    write_parquet(layout.reference_logits_file(index),
-                  reference_logits_table(attack, population, ids))  # fmt: skip
-    return {"index": index, "train_accuracy": report["train_accuracy"],
-            "test_accuracy": report["test_accuracy"]}  # fmt: skip
+    write_parquet(
+        layout.reference_logits_file(index), reference_logits_table(attack, population, ids)
+    )
+    return {
+        "index": index,
+        "train_accuracy": report["train_accuracy"],
+        "test_accuracy": report["test_accuracy"],
+    }

@@ -4,38 +4,23 @@ training to the end."""
 
 from __future__ import annotations
 
-import threading
-
 from prefect.futures import PrefectFuture
 
-from seqmia.base.errors import TrainingStopped
+from seqmia.base.stopping import clear_stop, request_stop
 
-# Set when a task of the running stage has failed or the stage was told to stop: the tasks stop at
-# their next batch and write nothing more. One event per process is enough: a stage process runs
-# one flow. (With the Dask runner, tasks in other processes do not see it and run to their end.)
-STOP = threading.Event()
+# The stop itself is the core's (seqmia.base.stopping): one flag per stage process, which the
+# tasks' loops and the worker processes they fork all ask. (With the Dask runner, tasks in other
+# processes do not see it and run to their end.)
 
 
 def start_afresh() -> None:
     """Forget an earlier flow run's stop: call when a stage's flow starts."""
-    STOP.clear()
-
-
-def stop_requested() -> bool:
-    """True once a sibling task of this stage has failed or the stage was told to stop (pass as
-    ``fit``'s ``should_stop``)."""
-    return STOP.is_set()
-
-
-def raise_if_stopped() -> None:
-    """Call before writing outputs: a stopped stage never rewrites a sibling role's artefacts."""
-    if STOP.is_set():
-        raise TrainingStopped("the stage is stopping; nothing written")
+    clear_stop()
 
 
 def results_or_stop(futures: list[PrefectFuture], poll_seconds: float = 0.5) -> list:
     """The results of ``futures`` in order; at the first failure, tell the others to stop (they
-    raise ``TrainingStopped`` at their next batch) and raise that first failure's error.
+    raise ``Stopped`` at their next batch) and raise that first failure's error.
 
     Anything raised while waiting stops them too: Prefect turns the SIGTERM that ends a stage
     (``dvc repro`` interrupted, a cancelled run) into an exception in this thread, and Ctrl-C
@@ -45,7 +30,7 @@ def results_or_stop(futures: list[PrefectFuture], poll_seconds: float = 0.5) -> 
     try:
         return _gather(futures, list(futures), poll_seconds)
     except BaseException:
-        STOP.set()
+        request_stop()
         raise
 
 
@@ -60,7 +45,7 @@ def _gather(futures: list[PrefectFuture], pending: list[PrefectFuture], poll: fl
             pending.remove(future)
             if failed is None and not state.is_completed():
                 failed = future
-                STOP.set()
+                request_stop()
     if failed is not None:
         failed.result()  # raises the task's own error
     return [f.result() for f in futures]

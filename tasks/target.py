@@ -11,14 +11,9 @@ from seqmia.base.artifacts import write_json
 from seqmia.base.runtime import resolve_device
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
-from seqmia.target.checkpoint import (
-    EXPORTED_SUFFIX,
-    architecture,
-    load_given_target,
-    target_file,
-    target_preprocessing,
-    target_record,
-)
+from seqmia.target.checkpoint import load_given_target, target_record
+from seqmia.target.files import EXPORTED_SUFFIX, target_file
+from tasks import sections
 from tasks.common import ARTEFACT_TASK, load_prepared
 from tasks.layout import Layout
 
@@ -35,18 +30,29 @@ def import_export_machinery(target: TargetParams) -> None:
 def record_target(target: TargetParams, train: TrainParams, device: str, layout: Layout) -> dict:
     """Validate the given target and write its report in the trained targets' format."""
     dataset = load_prepared(layout.dataset_file)
-    model = load_given_target(layout.root, target, train, dataset, resolve_device(device))
-    files = {k: target_file(layout.root, getattr(target, k), f"target.{k}")
-             for k in ("checkpoint", "members", "nonmembers")}  # fmt: skip
+    given = sections.given_target(target, train, layout.root)
+    model = load_given_target(given, dataset, resolve_device(device))
+    files = {
+        k: target_file(layout.root, getattr(target, k), f"target.{k}")
+        for k in ("checkpoint", "members", "nonmembers")
+    }
     report = target_record(
-        model, dataset, pd.read_parquet(layout.partition_file), target_preprocessing(target),
-        architecture(target.checkpoint, target.factory, train.model), files, target.checkpoint,
+        model,
+        dataset,
+        pd.read_parquet(layout.partition_file),
+        given.preprocessing,
+        given.name,
+        files,
+        target.checkpoint,
         target.factory,
-    )  # fmt: skip
+    )
     write_json(layout.model_report("target"), report)
     get_run_logger().info(
-        "target (checkpoint %s, %s, %d parameters): accuracy %.4f on members, %.4f on "
-        "non-members", target.checkpoint, report["model"], report["parameters"],
-        report["train_accuracy"], report["test_accuracy"],
-    )  # fmt: skip
+        "target (checkpoint %s, %s, %d parameters): accuracy %.4f on members, %.4f on non-members",
+        target.checkpoint,
+        report["model"],
+        report["parameters"],
+        report["train_accuracy"],
+        report["test_accuracy"],
+    )
     return {"role": "target", **{k: report[k] for k in ("train_accuracy", "test_accuracy")}}

@@ -10,15 +10,16 @@ from prefect import get_run_logger, task
 from seqmia.base.artifacts import save_state_dict, write_json
 from seqmia.base.runtime import resolve_device
 from seqmia.base.seeding import make_generator
+from seqmia.base.stopping import raise_if_stopped, stop_requested
 from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import input_shape
 from seqmia.data.partition import part_ids
 from seqmia.models.build import new_model
 from seqmia.params.train import TrainParams
-from seqmia.training.loop import epoch_logger, fit_options, recipe_from, train_classifier
+from seqmia.training.classifier import epoch_logger, train_classifier
+from tasks import sections
 from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
 from tasks.layout import Layout
-from tasks.stopping import raise_if_stopped, stop_requested
 
 
 @task(**ARTEFACT_TASK, task_run_name="train-{role}")
@@ -34,17 +35,26 @@ def train_role(role: str, train: TrainParams, seed: int, device: str, layout: La
     )
     generator = make_generator(seed, "train", role)
     shape, classes = input_shape(dataset["x"]), len(dataset["classes"])
-    model = new_model(train, shape, classes, generator).to(device)
+    model = new_model(sections.architecture(train), shape, classes, generator).to(device)
     logger.info("%s: %s on %s, %d training samples", role, train.model, device, len(members[1]))
     started = time.perf_counter()
     model, report = train_classifier(
-        model, members, held_out, recipe_from(train), generator,
-        on_epoch=epoch_logger(logger, f"{role} train", train.epochs), should_stop=stop_requested,
-        **fit_options(train, device),
-    )  # fmt: skip
+        model,
+        members,
+        held_out,
+        sections.recipe(train),
+        generator,
+        on_epoch=epoch_logger(logger, f"{role} train", train.epochs),
+        should_stop=stop_requested,
+        options=sections.fit_options(train, device),
+    )
     record_timing(f"{role} train", time.perf_counter() - started)
-    logger.info("%s: train accuracy %.4f, test accuracy %.4f", role, report["train_accuracy"],
-                report["test_accuracy"])  # fmt: skip
+    logger.info(
+        "%s: train accuracy %.4f, test accuracy %.4f",
+        role,
+        report["train_accuracy"],
+        report["test_accuracy"],
+    )
     raise_if_stopped()
     save_state_dict(layout.model_file(role), model)
     write_json(layout.model_report(role), {"role": role, "model": train.model, **report})

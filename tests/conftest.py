@@ -32,6 +32,17 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _no_stop_left_over():
+    """A test that stops a loop (a failing sibling, a stop request) leaves the process-wide stop
+    of seqmia.base.stopping set, as a stage would until it exits: clear it for the next test."""
+    from seqmia.base.stopping import clear_stop
+
+    clear_stop()
+    yield
+    clear_stop()
+
+
 def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 30) -> None:
     """Stop a process started with ``start_new_session=True`` and everything it spawned, by its
     process-group id: SIGTERM, then SIGKILL if it has not exited within ``grace_seconds``."""
@@ -77,10 +88,22 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     api_url = f"http://127.0.0.1:{port}/api"
     log = open(tmp_path_factory.mktemp("prefect_log") / "server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while not _healthy(api_url):

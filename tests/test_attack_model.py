@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from seqmia.attacks.fit import split_holdout, train_attack
 from seqmia.attacks.networks import (
     AttentionLSTM,
     fit_scaler,
     init_attack_weights,
     member_log_odds,
-    split_holdout,
-    train_attack,
 )
-from seqmia.audit.roc import auc, roc_curve
+from seqmia.base.roc import auc, roc_curve
 from seqmia.training.recipe import Recipe
 
 
@@ -213,9 +212,18 @@ def _shadow(n: int = 40, t: int = 4, k: int = 2) -> tuple[np.ndarray, np.ndarray
 
 
 def _recipe(epochs: int = 3) -> Recipe:
-    return Recipe(optimizer="adam", epochs=epochs, batch_size=8, lr=0.01, momentum=0.0,
-                  weight_decay=0.0, schedule="step", step_size=10, gamma=1.0,
-                  min_lr=0.0)  # fmt: skip
+    return Recipe(
+        optimizer="adam",
+        epochs=epochs,
+        batch_size=8,
+        lr=0.01,
+        momentum=0.0,
+        weight_decay=0.0,
+        schedule="step",
+        step_size=10,
+        gamma=1.0,
+        min_lr=0.0,
+    )
 
 
 def test_fit_attack_is_the_hand_written_steps_bit_for_bit():
@@ -231,9 +239,10 @@ def test_fit_attack_is_the_hand_written_steps_bit_for_bit():
     g = make_generator(3, "s")
     model = init_attack_weights(build_attack("attention_lstm", (4, 2), 5), g)
     xs, y = fit_scaler(x[train], "none")(x), torch.from_numpy(members.astype(np.int64))
-    model, history, selected = train_attack(model, xs[train], y[train], xs[val], y[val],
-                                            _recipe(), g, selection="best_val_auc")  # fmt: skip
-    numbers = lambda hs: [(h.loss, h.train_accuracy, h.val_auc, h.lr) for h in hs]  # noqa: E731
+    model, history, selected = train_attack(
+        model, xs[train], y[train], xs[val], y[val], _recipe(), g, selection="best_val_auc"
+    )
+    numbers = lambda hs: [(h.loss, h.accuracy, h.val_auc, h.lr) for h in hs]  # noqa: E731
     assert fit.selected == selected and numbers(fit.history) == numbers(history)
     for key, value in model.state_dict().items():
         assert torch.equal(fit.model.state_dict()[key], value), key
@@ -254,18 +263,40 @@ def test_fit_seqmia_attack_summary_and_ensemble_streams():
     from seqmia.attacks.fit import fit_attack, fit_seqmia_attack
 
     x, members = _shadow()
-    kwargs = dict(architecture="attention_lstm", hidden_size=5, num_layers=1,
-                  input_transform="log_loss_metrics")  # fmt: skip
-    fit = fit_seqmia_attack(x, ["loss", "max"], members, _recipe(), 0, 0.25, ensemble=2,
-                            selection="best_val_auc", **kwargs)  # fmt: skip
+    kwargs = dict(
+        architecture="attention_lstm",
+        hidden_size=5,
+        num_layers=1,
+        input_transform="log_loss_metrics",
+    )
+    fit = fit_seqmia_attack(
+        x,
+        ["loss", "max"],
+        members,
+        _recipe(),
+        0,
+        0.25,
+        ensemble=2,
+        selection="best_val_auc",
+        **kwargs,
+    )
     s = fit.summary
     assert len(fit.models) == 2 and len(s["ensemble_members"]) == 2
     assert (s["train_sequences"], s["val_sequences"]) == (30, 10)
     assert s["scaler_log_mask"] == [True, False] and s["metrics"] == ["loss", "max"]
     # Member 1 is the single attack's stream; member 2 its own.
-    alone = fit_attack(x, members, "attention_lstm", _recipe(), 0, 0.25, ("attack",),
-                       transform="log_loss_metrics", log_mask=np.array([True, False]),
-                       hidden_size=5)  # fmt: skip
+    alone = fit_attack(
+        x,
+        members,
+        "attention_lstm",
+        _recipe(),
+        0,
+        0.25,
+        ("attack",),
+        transform="log_loss_metrics",
+        log_mask=np.array([True, False]),
+        hidden_size=5,
+    )
     first, second = (m.state_dict()["head.weight"] for m in fit.models)
     assert torch.equal(first, alone.model.state_dict()["head.weight"])
     assert not torch.equal(first, second)
@@ -277,7 +308,17 @@ def test_fit_seqmia_attack_log_transform_needs_a_loss_like_metric():
 
     x, members = _shadow()
     with pytest.raises(UserError, match="attack.input_transform.*no loss-like metric"):
-        fit_seqmia_attack(x, ["max", "sd"], members, _recipe(), 0, 0.25,
-                          architecture="attention_lstm", hidden_size=5, num_layers=1,
-                          input_transform="log_loss_metrics", ensemble=1,
-                          selection="best_val_auc")  # fmt: skip
+        fit_seqmia_attack(
+            x,
+            ["max", "sd"],
+            members,
+            _recipe(),
+            0,
+            0.25,
+            architecture="attention_lstm",
+            hidden_size=5,
+            num_layers=1,
+            input_transform="log_loss_metrics",
+            ensemble=1,
+            selection="best_val_auc",
+        )

@@ -11,23 +11,48 @@ import pandas as pd
 import pytest
 import torch
 
+from seqmia.attacks.fit import seqmia_log_odds
+from seqmia.attacks.lira import score_lira_offline
 from seqmia.attacks.networks import build_attack, member_log_odds
+from seqmia.attacks.registry import ATTACKS
+from seqmia.attacks.rmia import true_class_prob
+from seqmia.attacks.scoring import RoleData, ScoringInputs, per_reference
 from seqmia.audit.protocol import (
     AuditInputs,
     attack_reports,
     audit,
     in_order,
-    lira_attack,
     logit_array,
-    metric_attacks,
     model_accuracies,
-    per_reference,
     reference_logits,
-    seqmia_log_odds,
     summary_line,
     tie_warning,
-    true_class_prob,
 )
+
+
+def _role(logits, labels, members, ref_logits=None, ref_out=None) -> RoleData:
+    """A role's side of ``ScoringInputs`` with what a test needs (empty references otherwise)."""
+    n = len(labels)
+    return RoleData(
+        labels=np.asarray(labels),
+        members=np.asarray(members),
+        logits=np.asarray(logits, float),
+        ref_logits=np.zeros((n, 0, 2)) if ref_logits is None else np.asarray(ref_logits, float),
+        ref_out=np.zeros((n, 0), bool) if ref_out is None else np.asarray(ref_out, bool),
+        population_log_p=np.zeros(0),
+    )
+
+
+def _inputs(target: RoleData, shadow: RoleData) -> ScoringInputs:
+    return ScoringInputs(
+        target=target,
+        shadow=shadow,
+        population_ref_p=np.zeros((0, 0)),
+        sequences=np.zeros((len(target.labels), 0, 0)),
+        attack_summary={},
+        attack_weights=[],
+        settings={},
+    )
 
 
 def balanced_accuracy_by_hand(scores, members, t) -> float:
@@ -108,7 +133,13 @@ def test_metric_attacks_raw_and_class_conditional() -> None:
     s_logits = np.array([[4.0, 0.0], [0.5, 0.0], [0.0, 3.0], [0.0, 0.2], [2.0, 0.0], [0.0, 1.0]])
     s_labels = np.array([0, 0, 1, 1, 0, 1])
     s_members = np.array([1, 0, 1, 0, 1, 0])
-    scores, thresholds = metric_attacks(t_logits, t_labels, s_logits, s_labels, s_members, 2)
+    inputs = _inputs(_role(t_logits, t_labels, [1, 0, 1, 0]), _role(s_logits, s_labels, s_members))
+    results = {}
+    for name, attack in ATTACKS.items():
+        if attack.family == "metric":
+            results.update(attack.score(inputs, name))
+    scores = {name: r.scores for name, r in results.items()}
+    thresholds = {name: r.threshold for name, r in results.items()}
     assert set(scores) == {
         f"{m}{cc}" for m in ("loss", "max_confidence", "entropy", "m_entropy") for cc in ("", "_cc")
     }
@@ -133,18 +164,31 @@ def test_metric_attacks_raw_and_class_conditional() -> None:
         assert balanced_accuracy_by_hand(class_scores, s_members[rows], t_class[0]) == 1.0
 
 
-def test_lira_attack_by_hand() -> None:
+def _logits_of_phi(phi: np.ndarray) -> np.ndarray:
+    """Two-class logits whose class-0 logit-scaled confidence is ``phi``: (..., 2)."""
+    return np.stack([phi, np.zeros_like(phi)], axis=-1)
+
+
+def test_lira_offline_by_hand() -> None:
     # Shadow: 4 samples, 2 references. OUT values 1, 3 (sample 0), 2 (sample 1), 0 (sample 2);
-    # sample 3 has no OUT reference and is skipped.
+    # sample 3 has no OUT reference and is skipped. Every sample is of class 0, so phi is the
+    # first logit minus the second.
     s_refs = np.array([[1.0, 3.0], [2.0, 9.0], [9.0, 0.0], [9.0, 9.0]])
     s_out = np.array([[True, True], [True, False], [False, True], [False, False]])
     sd = np.std([1.0, 3.0, 2.0, 0.0])
     phi_shadow = np.array([6.0, 2.0, 5.0, 100.0])
     members = np.array([1, 0, 1, 0])
     t_refs = np.array([[1.0, 2.0], [4.0, 4.0]])
-    scores, threshold = lira_attack(
-        np.array([3.0, 0.0]), t_refs, np.ones((2, 2), bool), phi_shadow, s_refs, s_out, members
+    target = _role(
+        _logits_of_phi(np.array([3.0, 0.0])),
+        [0, 0],
+        [1, 0],
+        _logits_of_phi(t_refs),
+        np.ones((2, 2), bool),
     )
+    shadow = _role(_logits_of_phi(phi_shadow), [0] * 4, members, _logits_of_phi(s_refs), s_out)
+    result = score_lira_offline(_inputs(target, shadow), "lira_offline")["lira_offline"]
+    scores, threshold = result.scores, result.threshold
     np.testing.assert_allclose(scores, [(3.0 - 1.5) / sd, (0.0 - 4.0) / sd])
     shadow_scores = [(6.0 - 2.0) / sd, 0.0, 5.0 / sd]  # members 1, 0, 1
     # The lowest threshold that keeps the non-member out: the lower member score.
@@ -299,9 +343,13 @@ def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
     )
 
 
+def _rmia(offline_a: tuple[float, ...], gamma: float) -> dict[str, dict]:
+    return {"rmia_offline": {"offline_a": offline_a, "gamma": gamma}}
+
+
 def test_audit_scores_every_attack_in_the_samples_order() -> None:
     inputs = _tiny_inputs(np.random.default_rng(1))
-    result = audit(inputs, (0.25,), 0, (0.0, 1.0), 1.0, 0, 0)
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0))
     attacks = result.metrics["attacks"]
     assert list(attacks)[:2] == ["seqmia", "nn_posterior"]
     assert {"lira_offline", "rmia_offline", "loss", "loss_cc"} <= set(attacks)
@@ -345,7 +393,7 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
 
 def test_audit_draws_the_rmia_population_with_the_seed() -> None:
     inputs = _tiny_inputs(np.random.default_rng(1))
-    small = audit(inputs, (0.25,), 0, (0.5,), 1.0, 3, 0)
+    small = audit(inputs, (0.25,), 0, 3, 0, _rmia((0.5,), 1.0))
     assert small.metrics["attacks"]["rmia_offline"]["chosen"]["population"] == 3
     rmia = small.scores["rmia_offline"].to_numpy()
     assert set(np.round(rmia * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}  # a count over 3 population samples

@@ -11,14 +11,28 @@ from benchmarks.pipeline import CpuSnapshot, cpu_between, cpu_snapshot
 
 
 def test_cpu_between_counts_increases_new_processes_and_the_rest_as_the_stage():
-    before = CpuSnapshot(busy=10.0, steal=1.0, processes={
-        1: (5.0, "dvc"), 2: (1.0, "server"), 3: (2.0, "other"), 4: (3.0, "other"),
-    })  # fmt: skip
+    before = CpuSnapshot(
+        busy=10.0,
+        steal=1.0,
+        processes={
+            1: (5.0, "dvc"),
+            2: (1.0, "server"),
+            3: (2.0, "other"),
+            4: (3.0, "other"),
+        },
+    )
     # pid 4 ended within the interval (a stage process): its seconds fall in the remainder;
     # pid 5 began within it (the keeper's server): all of its seconds count.
-    after = CpuSnapshot(busy=30.0, steal=1.5, processes={
-        1: (6.0, "dvc"), 2: (2.5, "server"), 3: (2.25, "other"), 5: (0.5, "server"),
-    })  # fmt: skip
+    after = CpuSnapshot(
+        busy=30.0,
+        steal=1.5,
+        processes={
+            1: (6.0, "dvc"),
+            2: (2.5, "server"),
+            3: (2.25, "other"),
+            5: (0.5, "server"),
+        },
+    )
     share = cpu_between(before, after)
     assert (share.busy, share.steal) == (20.0, 0.5)
     assert (share.dvc, share.server, share.other) == (1.0, 2.0, 0.25)

@@ -12,25 +12,26 @@ import pytest
 import torch
 import yaml
 
-from seqmia.config import ParamsError, params_from_dict
 from seqmia.data.inputs import to_model_input
 from seqmia.data.partition import PartitionError, given_target_partition, make_partition, part_ids
 from seqmia.data.readers import image_folder_index
-from seqmia.models.architectures import ModelOptions, build_model
+from seqmia.models.architectures import build_model
+from seqmia.models.registry import ModelOptions
+from seqmia.params.schema import ParamsError
+from seqmia.params.whole import params_from_dict
 from seqmia.target.checkpoint import (
-    CheckpointError,
     ExportedTarget,
     Preprocessing,
-    architecture,
     check_target_runs,
+    describe_builder,
     load_factory,
     load_target,
     preprocess,
-    target_file,
     target_input,
     target_logits,
     target_record,
 )
+from seqmia.target.files import CheckpointError, target_file
 from seqmia.target.members import check_disjoint_lists, parse_sample_list, read_sample_list
 from tests.conftest import REPO
 
@@ -113,9 +114,9 @@ def test_other_parts_come_only_from_samples_in_neither_list() -> None:
     others = np.concatenate([part_ids(frame, p) for p in ("shadow_in", "shadow_out", "distill")])
     assert not set(others) & (set(members) | set(nonmembers))
     assert frame["sample_id"].is_unique
-    assert (frame.groupby(["role", "label"], observed=True).size() == [
-        3, 3, 3, 3, 2, 2, 2, 2, 4, 4
-    ]).all()  # fmt: skip
+    assert (
+        frame.groupby(["role", "label"], observed=True).size() == [3, 3, 3, 3, 2, 2, 2, 2, 4, 4]
+    ).all()
 
 
 def test_too_few_samples_outside_the_lists_are_refused_with_counts() -> None:
@@ -137,8 +138,12 @@ def test_total_unit_stratifies_each_pool() -> None:
     sizes = {"target_in": 15, "target_out": 9, "shadow_in": 6, "shadow_out": 6, "distill": 6}
     frame = given_target_partition(labels, members, nonmembers, sizes, seed=0, unit="total")
     assert frame["role"].value_counts().to_dict() == {
-        "target_in": 15, "target_out": 9, "shadow_in": 6, "shadow_out": 6, "distill": 6
-    }  # fmt: skip
+        "target_in": 15,
+        "target_out": 9,
+        "shadow_in": 6,
+        "shadow_out": 6,
+        "distill": 6,
+    }
     with pytest.raises(PartitionError, match="target.nonmembers"):
         given_target_partition(labels, members, nonmembers, {**sizes, "target_out": 16}, 0, "total")
 
@@ -279,10 +284,10 @@ def tiny_dataset(n: int = 6) -> dict[str, np.ndarray]:
     }
 
 
-def test_architecture_names_what_builds_the_target() -> None:
-    assert architecture("target/model.pt2", "pkg.mod:make", "small_cnn") == "exported program"
-    assert architecture("target/model.pt", "pkg.mod:make", "small_cnn") == "pkg.mod:make"
-    assert architecture("target/model.pt", "", "small_cnn") == "small_cnn"
+def test_describe_builder_names_what_builds_the_target() -> None:
+    assert describe_builder("model.pt2", "pkg.mod:make", "small_cnn") == "exported program"
+    assert describe_builder("model.pt", "pkg.mod:make", "small_cnn") == "pkg.mod:make"
+    assert describe_builder("model.pt", "", "small_cnn") == "small_cnn"
 
 
 def test_target_input_is_the_rows_preprocessed() -> None:
@@ -315,9 +320,15 @@ def test_target_record_reports_accuracy_on_members_and_nonmembers(tmp_path: Path
     )
     (tmp_path / "c.pt").write_bytes(b"abc")
     report = target_record(
-        model, dataset, partition, Preprocessing(), "small_cnn", {"checkpoint": tmp_path / "c.pt"},
-        "target/c.pt", "",
-    )  # fmt: skip
+        model,
+        dataset,
+        partition,
+        Preprocessing(),
+        "small_cnn",
+        {"checkpoint": tmp_path / "c.pt"},
+        "target/c.pt",
+        "",
+    )
     assert report["train_accuracy"] == 1.0
     assert report["test_accuracy"] == pytest.approx(1 / 3)
     assert report["train_samples"] == 3 and report["model"] == "small_cnn"

@@ -1,5 +1,5 @@
-"""Classifier training in the core: inputs made batch by batch from stored rows, the recipe of
-``train.*``, ``train_classifier``'s report, and building/loading the pipeline's models."""
+"""Classifier training in the core: inputs made batch by batch from stored rows,
+``train_classifier``'s report, and building/loading the pipeline's models."""
 
 from __future__ import annotations
 
@@ -12,27 +12,30 @@ import pytest
 import torch
 
 from seqmia.base.artifacts import load_npz, save_state_dict, write_npz
-from seqmia.config import load_params
-from seqmia.data.batches import NormalisedImages, stored_inputs
+from seqmia.data.batches import BatchedInputs, stored_inputs
 from seqmia.data.inputs import normalisation_stats, to_model_input
 from seqmia.data.samples import gather_rows
 from seqmia.models.build import load_model, new_model
 from seqmia.models.inference import accuracy, predict_logits
-from seqmia.training.loop import (
-    Recipe,
-    epoch_logger,
-    fit,
-    fit_options,
-    recipe_from,
-    train_classifier,
-)
-from tests.conftest import REPO
+from seqmia.models.registry import Architecture, ModelOptions
+from seqmia.training.classifier import epoch_logger, train_classifier
+from seqmia.training.loop import FitOptions, fit
+from seqmia.training.recipe import Recipe
 
-TRAIN = dataclasses.replace(load_params(REPO / "params.yaml").train, model="small_cnn")
+OPTIONS = ModelOptions(mlp_widths=(8,), mlp_activation="tanh", wrn_depth=16, wrn_width=1)
+TRAIN = Architecture("small_cnn", OPTIONS)
 RECIPE = Recipe(
-    optimizer="sgd", epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4,
-    schedule="step", step_size=1, gamma=0.5, min_lr=0.0,
-)  # fmt: skip
+    optimizer="sgd",
+    epochs=2,
+    batch_size=8,
+    lr=0.05,
+    momentum=0.9,
+    weight_decay=5e-4,
+    schedule="step",
+    step_size=1,
+    gamma=0.5,
+    min_lr=0.0,
+)
 
 
 def _images(n=30, seed=0):
@@ -50,7 +53,7 @@ def _same_state(a, b):
 def test_batches_are_bit_identical_to_converting_the_whole_part():
     data = _images()
     whole = to_model_input(data["x"], data["mean"], data["std"])  # (30, 3, 8, 8)
-    images = NormalisedImages(data["x"], data["mean"], data["std"])
+    images = BatchedInputs(data["x"], data["mean"], data["std"])
     assert images.shape == (30, 3, 8, 8) and images.ndim == 4 and len(images) == 30
     idx = torch.tensor([7, 0, 29, 7])
     assert torch.equal(images[idx], whole[idx])
@@ -60,7 +63,7 @@ def test_batches_are_bit_identical_to_converting_the_whole_part():
 
 def test_feature_rows_become_standardised_vectors():
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
-    rows = NormalisedImages(x, np.full(3, 1.0, np.float32), np.full(3, 2.0, np.float32))
+    rows = BatchedInputs(x, np.full(3, 1.0, np.float32), np.full(3, 2.0, np.float32))
     assert rows.shape == (4, 3) and rows.ndim == 2
     assert torch.equal(rows[torch.tensor([1])], torch.tensor([[1.0, 1.5, 2.0]]))
 
@@ -70,8 +73,9 @@ def test_stored_inputs_pick_rows_and_labels_by_id():
     ids = np.array([4, 2, 9])
     inputs, labels = stored_inputs(data, ids)
     assert torch.equal(labels, torch.from_numpy(data["y"][ids]).long())
-    assert torch.equal(inputs[torch.arange(3)], to_model_input(data["x"][ids], data["mean"],
-                                                             data["std"]))  # fmt: skip
+    assert torch.equal(
+        inputs[torch.arange(3)], to_model_input(data["x"][ids], data["mean"], data["std"])
+    )
 
 
 def test_fit_on_batches_equals_fit_on_the_float_tensor():
@@ -79,9 +83,14 @@ def test_fit_on_batches_equals_fit_on_the_float_tensor():
     start = new_model(TRAIN, (3, 8, 8), 4, torch.Generator().manual_seed(0))
     y = torch.from_numpy(data["y"]).long()
     whole = to_model_input(data["x"], data["mean"], data["std"])
-    a = fit(copy.deepcopy(start), whole, y, RECIPE, torch.Generator().manual_seed(1), augment=True)
-    images = NormalisedImages(data["x"], data["mean"], data["std"])
-    b = fit(copy.deepcopy(start), images, y, RECIPE, torch.Generator().manual_seed(1), augment=True)
+    augment = FitOptions(augment=True)
+    a = fit(
+        copy.deepcopy(start), whole, y, RECIPE, torch.Generator().manual_seed(1), options=augment
+    )
+    images = BatchedInputs(data["x"], data["mean"], data["std"])
+    b = fit(
+        copy.deepcopy(start), images, y, RECIPE, torch.Generator().manual_seed(1), options=augment
+    )
     assert _same_state(a, b)
     assert torch.equal(predict_logits(a, whole, 7), predict_logits(b, images, 7))
 
@@ -92,9 +101,13 @@ def test_train_classifier_reports_what_it_measured():
     held_out = stored_inputs(held, np.arange(20))
     seen = []
     model, report = train_classifier(
-        new_model(TRAIN, (3, 8, 8), 4, torch.Generator().manual_seed(0)), members, held_out,
-        RECIPE, torch.Generator().manual_seed(1), on_epoch=lambda s, m: seen.append(s.epoch),
-    )  # fmt: skip
+        new_model(TRAIN, (3, 8, 8), 4, torch.Generator().manual_seed(0)),
+        members,
+        held_out,
+        RECIPE,
+        torch.Generator().manual_seed(1),
+        on_epoch=lambda s, m: seen.append(s.epoch),
+    )
     assert seen == [1, 2] and [h["epoch"] for h in report["history"]] == [1, 2]
     assert all("seconds" not in h for h in report["history"])
     assert report["train_samples"] == 30
@@ -103,9 +116,12 @@ def test_train_classifier_reports_what_it_measured():
     assert report["test_accuracy"] == accuracy(predict_logits(model, held_out[0]), held_out[1])
     assert not model.training
     again, _ = train_classifier(
-        new_model(TRAIN, (3, 8, 8), 4, torch.Generator().manual_seed(0)), members, held_out,
-        RECIPE, torch.Generator().manual_seed(1),
-    )  # fmt: skip
+        new_model(TRAIN, (3, 8, 8), 4, torch.Generator().manual_seed(0)),
+        members,
+        held_out,
+        RECIPE,
+        torch.Generator().manual_seed(1),
+    )
     assert _same_state(model, again)
 
 
@@ -121,17 +137,6 @@ def test_train_classifier_learns_a_separable_task():
     model = new_model(TRAIN, (3, 8, 8), 2, torch.Generator().manual_seed(0))
     _, report = train_classifier(model, train, held, recipe, torch.Generator().manual_seed(1))
     assert report["train_accuracy"] == 1.0 and report["test_accuracy"] == 1.0
-
-
-def test_recipe_from_train_params():
-    recipe = recipe_from(TRAIN)
-    assert recipe.epochs == TRAIN.epochs and recipe.batch_size == TRAIN.batch_size
-    assert recipe.lr == TRAIN.lr and recipe.schedule == TRAIN.schedule
-    assert fit_options(TRAIN, torch.device("cpu")) == {
-        "augment": TRAIN.augment,
-        "precision": "fp32",
-    }
-    assert recipe_from(TRAIN, epochs=3).epochs == 3
 
 
 def test_epoch_logger_formats_each_epoch():
@@ -151,7 +156,7 @@ def test_epoch_logger_formats_each_epoch():
 
 @pytest.mark.parametrize("model", ["small_cnn", "mlp"])
 def test_new_model_is_seeded_and_load_model_restores_it(tmp_path, model):
-    train = dataclasses.replace(TRAIN, model=model, mlp_widths=(8,))
+    train = Architecture(model, OPTIONS)
     a = new_model(train, (3, 8, 8), 4, torch.Generator().manual_seed(5))
     b = new_model(train, (3, 8, 8), 4, torch.Generator().manual_seed(5))
     c = new_model(train, (3, 8, 8), 4, torch.Generator().manual_seed(6))

@@ -1,4 +1,4 @@
-"""Validation of params.yaml by seqmia.config."""
+"""Validation of params.yaml by seqmia.params (the schema, the sections, the whole file)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-import seqmia.attacks.metric
 from seqmia.attacks.architectures import ATTACKS
+from seqmia.attacks.registry import TRAINED
 from seqmia.attacks.seqmia.metric_registry import METRICS
 from seqmia.base.errors import UserError
-from seqmia.config import (
-    METRIC_NAMES,
-    MODEL_NAMES,
-    Params,
-    ParamsError,
-    load_params,
-    params_from_dict,
-    params_to_dict,
-)
 from seqmia.data.sources import DATASETS
-from seqmia.models.architectures import MODELS
-from seqmia.params.baselines import BASELINE_NAMES
+from seqmia.models.registry import MODELS
+from seqmia.params.baselines import BaselinesParams
+from seqmia.params.schema import ParamsError
+from seqmia.params.whole import Params, load_params, params_from_dict, params_to_dict
 
+METRIC_NAMES = tuple(METRICS)
+MODEL_NAMES = tuple(MODELS)
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 TRAIN_KEYS = [
     "model",
@@ -201,7 +196,7 @@ REGISTRIES = {
     "data.name": (DATASETS, lambda raw, v: raw["data"].update(name=v)),
     "sequences.metrics": (METRICS, lambda raw, v: raw["sequences"].update(metrics=[v])),
     "attack.architecture": (ATTACKS, lambda raw, v: raw["attack"].update(architecture=v)),
-    "baselines.attacks": (BASELINE_NAMES, lambda raw, v: raw["baselines"].update(attacks=[v])),
+    "baselines.attacks": (TRAINED, lambda raw, v: raw["baselines"].update(attacks=[v])),
 }
 
 
@@ -225,11 +220,13 @@ def test_a_name_added_to_the_registry_is_accepted(raw, key, monkeypatch):
     assert "added_by_test" in str(getattr(getattr(params, section), field))
 
 
-def test_baseline_names_come_from_the_core_registry_when_it_has_one():
-    if hasattr(seqmia.attacks.metric, "BASELINES"):
-        assert BASELINE_NAMES is seqmia.attacks.metric.BASELINES
-    else:  # the one list until seqmia.attacks.metric exports its registry
-        assert "trajectory_mia" in BASELINE_NAMES
+def test_trained_attack_names_come_from_the_attack_registry():
+    """``baselines.attacks`` names the registry's shadow-trained attacks, no second list."""
+    import typing
+
+    hint = typing.get_type_hints(BaselinesParams, include_extras=True)["attacks"]
+    (one_of,) = typing.get_args(typing.get_args(hint)[0])[1:]
+    assert one_of.registry is TRAINED
 
 
 @pytest.mark.parametrize("model", ["small_cnn", "vgg16", "resnet56", "mobilenetv2", "wrn"])
@@ -313,11 +310,17 @@ def test_recipe_sections_are_core_recipes():
 
     params = load_params(PARAMS_FILE)
     assert as_recipe(params.train) == Recipe(
-        optimizer="sgd", epochs=params.train.epochs, batch_size=params.train.batch_size,
-        lr=params.train.lr, momentum=params.train.momentum,
-        weight_decay=params.train.weight_decay, schedule=params.train.schedule,
-        step_size=params.train.step_size, gamma=params.train.gamma, min_lr=params.train.min_lr,
-    )  # fmt: skip
+        optimizer="sgd",
+        epochs=params.train.epochs,
+        batch_size=params.train.batch_size,
+        lr=params.train.lr,
+        momentum=params.train.momentum,
+        weight_decay=params.train.weight_decay,
+        schedule=params.train.schedule,
+        step_size=params.train.step_size,
+        gamma=params.train.gamma,
+        min_lr=params.train.min_lr,
+    )
     assert as_recipe(params.baselines.nn_posterior) == params.baselines.nn_posterior
 
 
@@ -325,6 +328,7 @@ STAGE_SCRIPT = """
 import sys
 from seqmia.params.schema import stage_params
 import seqmia.params.run, seqmia.params.train  # the stage reads seed and train.* only
+
 params = stage_params(sys.argv[1], "train")
 print(params.train.lr, params.seed if len(sys.argv) < 3 else params.attack.lr)
 """
@@ -337,8 +341,12 @@ def _run_stage_script(tmp_path: Path, env: dict, *args: str):
 
     return subprocess.run(
         [sys.executable, "-c", STAGE_SCRIPT, str(PARAMS_FILE), *args],
-        capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def test_stage_params_record_the_keys_read(tmp_path):

@@ -205,10 +205,14 @@ def test_prepared_dataset_arrays_and_provenance(tmp_path):
     x = np.zeros((3, 2, 2, 1), np.uint8)
     x[0] = 255
     raw = RawDataset(
-        x=x, y=np.array([0, 1, 1]), split=np.array(["train", "train", "test"]),
-        classes=["a", "b"], source=f"image folder {tmp_path.resolve()}/d", sha256="0" * 64,
+        x=x,
+        y=np.array([0, 1, 1]),
+        split=np.array(["train", "train", "test"]),
+        classes=["a", "b"],
+        source=f"image folder {tmp_path.resolve()}/d",
+        sha256="0" * 64,
         details={"extra": 1},
-    )  # fmt: skip
+    )
     arrays, info = prepared_dataset(raw, "imagefolder", tmp_path)
     assert sorted(arrays) == ["classes", "mean", "split", "std", "x", "y"]
     np.testing.assert_allclose(arrays["mean"], np.full((2, 2, 1), 1 / 3), rtol=1e-6)

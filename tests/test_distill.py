@@ -10,28 +10,38 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.config import DistillParams, load_params
 from seqmia.data.batches import stored_inputs
 from seqmia.data.inputs import normalisation_stats
 from seqmia.models.build import new_model
 from seqmia.models.inference import predict_logits
+from seqmia.models.registry import architecture_of
+from seqmia.params.whole import load_params
 from seqmia.training.distill import distill, distill_epochs, soft_labels
 from seqmia.training.loop import Recipe
 from tests.conftest import REPO
 
-TRAIN = dataclasses.replace(load_params(REPO / "params.yaml").train, model="small_cnn")
+TRAIN = architecture_of(load_params(REPO / "params.yaml").train, "small_cnn")
 RECIPE = Recipe(
-    optimizer="sgd", epochs=3, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4,
-    schedule="step", step_size=1, gamma=0.5, min_lr=0.0,
-)  # fmt: skip
+    optimizer="sgd",
+    epochs=3,
+    batch_size=8,
+    lr=0.05,
+    momentum=0.9,
+    weight_decay=5e-4,
+    schedule="step",
+    step_size=1,
+    gamma=0.5,
+    min_lr=0.0,
+)
 
 
 def _inputs(n=24):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
     mean, std = normalisation_stats(x)
-    inputs, _ = stored_inputs({"x": x, "y": np.zeros(n, np.int64), "mean": mean, "std": std},
-                              np.arange(n))  # fmt: skip
+    inputs, _ = stored_inputs(
+        {"x": x, "y": np.zeros(n, np.int64), "mean": mean, "std": std}, np.arange(n)
+    )
     return inputs
 
 
@@ -48,9 +58,8 @@ def _equal(a, b):
 
 
 def test_distill_epochs_per_role():
-    params = DistillParams(epochs=5, temperature=1.0, shadow_extra_epochs=2)
-    assert distill_epochs(params, "target") == (5, 0)
-    assert distill_epochs(params, "shadow") == (7, 2)
+    assert distill_epochs(5, 2, "target") == (5, 0)
+    assert distill_epochs(5, 2, "shadow") == (7, 2)
 
 
 def test_soft_labels_are_tempered_posteriors():
@@ -67,10 +76,15 @@ def test_snapshots_stream_after_the_skipped_epochs():
     inputs, teacher = _inputs(), _model(0).eval()
     saved, epochs = [], []
     student = distill(
-        _model(1), teacher, inputs, RECIPE, torch.Generator().manual_seed(2), skipped=1,
+        _model(1),
+        teacher,
+        inputs,
+        RECIPE,
+        torch.Generator().manual_seed(2),
+        skipped=1,
         on_snapshot=lambda i, m: saved.append((i, _states([m])[0])),
         on_epoch=lambda s, m: epochs.append(s.epoch),
-    )  # fmt: skip
+    )
     assert epochs == [1, 2, 3] and [i for i, _ in saved] == [1, 2]
     assert not _equal(saved[0][1], saved[1][1])  # each snapshot is its own epoch's weights
     assert _equal(saved[-1][1], student.state_dict())
@@ -79,13 +93,31 @@ def test_snapshots_stream_after_the_skipped_epochs():
 def test_teacher_as_model_or_logits_gives_the_same_student():
     inputs, teacher = _inputs(), _model(0).eval()
     start = _model(1)
-    a = distill(copy.deepcopy(start), teacher, inputs, RECIPE, torch.Generator().manual_seed(2),
-                temperature=2.0)  # fmt: skip
+    a = distill(
+        copy.deepcopy(start),
+        teacher,
+        inputs,
+        RECIPE,
+        torch.Generator().manual_seed(2),
+        temperature=2.0,
+    )
     logits = predict_logits(teacher, inputs, RECIPE.batch_size)
-    b = distill(copy.deepcopy(start), logits, inputs, RECIPE, torch.Generator().manual_seed(2),
-                temperature=2.0)  # fmt: skip
-    c = distill(copy.deepcopy(start), logits, inputs, RECIPE, torch.Generator().manual_seed(2),
-                temperature=1.0)  # fmt: skip
+    b = distill(
+        copy.deepcopy(start),
+        logits,
+        inputs,
+        RECIPE,
+        torch.Generator().manual_seed(2),
+        temperature=2.0,
+    )
+    c = distill(
+        copy.deepcopy(start),
+        logits,
+        inputs,
+        RECIPE,
+        torch.Generator().manual_seed(2),
+        temperature=1.0,
+    )
     assert _equal(a.state_dict(), b.state_dict())
     assert not _equal(a.state_dict(), c.state_dict())
 

@@ -51,8 +51,11 @@ for flow in sys.argv[1:]:
 def _closures() -> dict[str, list[str]]:
     out = subprocess.run(
         [sys.executable, "-c", CLOSURE, *(f"flows.{stage}" for stage in STAGES)],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = (line.split(" ", 1) for line in out.stdout.splitlines())
     return {flow.removeprefix("flows."): files.split() for flow, files in lines}
 
@@ -64,9 +67,16 @@ def closures() -> dict[str, list[str]]:
 
 def test_stages_are_the_pipeline_in_order() -> None:
     assert STAGES == (
-        "prepare", "partition", "train", "reference", "distill", "sequences", "attack",
-        "baselines", "evaluate",
-    )  # fmt: skip
+        "prepare",
+        "partition",
+        "train",
+        "reference",
+        "distill",
+        "sequences",
+        "attack",
+        "baselines",
+        "evaluate",
+    )
     for name, stage in DVC["stages"].items():
         assert stage["cmd"] == f"python -m flows.{name}"
 
@@ -86,6 +96,13 @@ def test_params_name_existing_keys(stage: str) -> None:
         for part in key.split("."):
             assert part in node, f"{stage} declares unknown param {key}"
             node = node[part]
+
+
+def test_the_roc_plot_shows_seqmia_and_one_attack_per_family_of_the_registry() -> None:
+    from seqmia.audit.tables import family_heads
+
+    (roc,) = [entry["ROC"] for entry in DVC["plots"] if "ROC" in entry]
+    assert list(roc["y"]) == [f"eval/roc/{name}.csv" for name in family_heads()]
 
 
 def test_the_stages_that_begin_the_shared_server_early_are_dvc_yamls() -> None:

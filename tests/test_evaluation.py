@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqmia.audit.roc import (
+from seqmia.base.roc import (
     attack_report,
     auc,
     balanced_accuracy,

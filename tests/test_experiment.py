@@ -11,8 +11,8 @@ import yaml
 
 from flows.compare import Experiment, html_page, table_rows, text_table
 from flows.experiment import metrics_table, params_diff, write_overrides
-from seqmia.config import ParamsError
 from seqmia.params.presets import apply_overrides, parse_overrides
+from seqmia.params.schema import ParamsError
 from tests.conftest import REPO
 
 
@@ -59,9 +59,11 @@ def test_overrides_parse_as_yaml_1_2_like_dvc_exp_run() -> None:
         ["attack.lr=5e-3", "attack.epochs=4", "sequences.metrics=[loss, max]", "data.path=yes"]
     )
     assert parsed == {
-        "attack.lr": 0.005, "attack.epochs": 4, "sequences.metrics": ["loss", "max"],
+        "attack.lr": 0.005,
+        "attack.epochs": 4,
+        "sequences.metrics": ["loss", "max"],
         "data.path": "yes",  # YAML 1.2: a string, not a boolean
-    }  # fmt: skip
+    }
     assert isinstance(parsed["attack.lr"], float)
     with pytest.raises(ParamsError, match="KEY=VALUE"):
         parse_overrides(["attack.lr"])
@@ -90,11 +92,16 @@ def test_params_diff_names_every_changed_key_and_only_those() -> None:
 
 def _experiment(name: str, auc: float) -> Experiment:
     report = {
-        "auc": auc, "tpr_at_fpr": {"0.001": 0.01, "0.01": 0.05},
+        "auc": auc,
+        "tpr_at_fpr": {"0.001": 0.01, "0.01": 0.05},
         "ci95": {"auc": [auc - 0.02, auc + 0.02], "tpr_at_fpr": {"0.001": [0.0, 0.02]}},
-    }  # fmt: skip
-    attacks = {"seqmia": report, "seqmia_mlp": {"auc": 0.99}, "loss": {"auc": 0.6},
-               "trajectory_mia": {"auc": 0.7}}  # fmt: skip
+    }
+    attacks = {
+        "seqmia": report,
+        "seqmia_mlp": {"auc": 0.99},
+        "loss": {"auc": 0.6},
+        "trajectory_mia": {"auc": 0.7},
+    }
     roc = pd.DataFrame({"fpr": [0.0, 0.001, 0.5, 1.0], "tpr": [0.0, 0.01, 0.8, 1.0]})
     return Experiment(name, "c" * 40, "b" * 40, {"attack.lr": 0.005}, {"attacks": attacks}, roc)
 
@@ -103,10 +110,14 @@ def test_comparison_table_and_page_are_compact_and_offline() -> None:
     experiments = [_experiment("exp-a", 0.8), _experiment("exp-b", 0.7)]
     rows = table_rows(experiments)
     assert rows[0] == {
-        "experiment": "exp-a", "base": "bbbbbbb", "overrides": "attack.lr=0.005",
-        "SeqMIA AUC": "0.800 [0.780, 0.820]", "TPR@0.10% FPR": "0.010 [0.000, 0.020]",
-        "TPR@1.00% FPR": "0.050", "best baseline (AUC)": "trajectory_mia 0.700",
-    }  # fmt: skip
+        "experiment": "exp-a",
+        "base": "bbbbbbb",
+        "overrides": "attack.lr=0.005",
+        "SeqMIA AUC": "0.800 [0.780, 0.820]",
+        "TPR@0.10% FPR": "0.010 [0.000, 0.020]",
+        "TPR@1.00% FPR": "0.050",
+        "best baseline (AUC)": "trajectory_mia 0.700",
+    }
     text = text_table(rows)
     assert len(text.splitlines()) == 4 and "exp-b" in text
     page = html_page(experiments, rows)

@@ -25,8 +25,20 @@ from flows.experiment import MAX_NAME_BYTES, check_experiment_name, check_rev, s
 from seqmia.base.errors import UserError
 from tests.conftest import REPO
 
-GOOD_NAMES = ["short-attack", "seed_3", "cifar10-paper-20240101-120000", "v1.0", "a.b", "x@y",
-              "a{b}", "@", "Ärger-ü", "UPPER", "a-", "n" * MAX_NAME_BYTES]  # fmt: skip
+GOOD_NAMES = [
+    "short-attack",
+    "seed_3",
+    "cifar10-paper-20240101-120000",
+    "v1.0",
+    "a.b",
+    "x@y",
+    "a{b}",
+    "@",
+    "Ärger-ü",
+    "UPPER",
+    "a-",
+    "n" * MAX_NAME_BYTES,
+]
 # name -> what the one-line refusal says
 BAD_NAMES = {
     "bad name": "must not contain a space",
@@ -95,8 +107,11 @@ def test_bad_names_refused_naming_the_rule(name: str, rule: str) -> None:
 
 def test_the_check_is_dvc_exp_saves_plus_a_leading_dash_and_a_length_bound() -> None:
     names = [*GOOD_NAMES, *BAD_NAMES]
-    names += [f"{a}{c}{b}" for c in " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\x00\x1f\x7f"
-              for a, b in (("", "x"), ("x", ""), ("x", "y"))]  # fmt: skip
+    names += [
+        f"{a}{c}{b}"
+        for c in " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\x00\x1f\x7f"
+        for a, b in (("", "x"), ("x", ""), ("x", "y"))
+    ]
     for name in names:
         # DVC takes "" for no name (it makes one up); the flow refuses it rather than guess
         ours_only = not name or name.startswith("-") or len(name.encode()) > MAX_NAME_BYTES
@@ -129,14 +144,21 @@ def run_experiment(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m flows.experiment ARGS`` in ``repo``. No Prefect server answers at the API
     address, so a run that got past the checks would fail instead of running stages."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": "http://127.0.0.1:9/api"}
-    return subprocess.run([sys.executable, "-m", "flows.experiment", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "flows.experiment", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def files_and_worktrees(repo: Path) -> tuple[list[str], str]:
     files = sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if ".git" not in p.parts)
-    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True,
-                               text=True, check=True).stdout  # fmt: skip
+    worktrees = subprocess.run(
+        ["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
     return files, worktrees
 
 

@@ -60,8 +60,12 @@ def run_limited_write(writer: str, dest: Path) -> subprocess.CompletedProcess[st
     ``LIMIT``-byte files."""
     return subprocess.run(
         [sys.executable, "-c", WRITE_SCRIPT, writer, str(dest), str(LIMIT)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def leftovers(dest: Path) -> list[Path]:
@@ -126,5 +130,9 @@ def test_an_error_about_another_file_in_the_block_passes_unchanged(tmp_path: Pat
 
 def test_human_bytes() -> None:
     assert [human_bytes(n) for n in (0, 1023, 1024, 1288490189, 5 * 2**50)] == [
-        "0 B", "1023 B", "1.0 KiB", "1.2 GiB", "5120.0 TiB",
-    ]  # fmt: skip
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.2 GiB",
+        "5120.0 TiB",
+    ]

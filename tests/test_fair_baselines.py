@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from seqmia.attacks.fit import train_attack
 from seqmia.attacks.metric import topk_log_posteriors, topk_posteriors
 from seqmia.attacks.networks import (
     FlatMLP,
@@ -20,15 +21,14 @@ from seqmia.attacks.networks import (
     fit_scaler,
     init_attack_weights,
     loss_like_mask,
-    make_optimizer,
     member_log_odds,
-    train_attack,
 )
 from seqmia.attacks.seqmia.metrics import compute_metrics
 from seqmia.audit.plots import plot_roc_loglog, split_panels
-from seqmia.audit.roc import attack_report, auc, roc_curve, score_ties
-from seqmia.config import ParamsError, params_from_dict
-from seqmia.training.recipe import Recipe
+from seqmia.base.roc import attack_report, auc, roc_curve, score_ties
+from seqmia.params.schema import ParamsError
+from seqmia.params.whole import params_from_dict
+from seqmia.training.recipe import Recipe, make_optimizer
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -102,9 +102,17 @@ def test_attack_report_carries_ties() -> None:
 
 def test_sgd_recipe_with_momentum_trains_an_mlp() -> None:
     recipe = Recipe(
-        optimizer="sgd", epochs=20, batch_size=128, lr=0.01, momentum=0.9, weight_decay=1e-4,
-        schedule="step", step_size=100, gamma=1.0, min_lr=0.0,
-    )  # fmt: skip
+        optimizer="sgd",
+        epochs=20,
+        batch_size=128,
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="step",
+        step_size=100,
+        gamma=1.0,
+        min_lr=0.0,
+    )
     model = init_attack_weights(FlatMLP(6, (32,)), torch.Generator().manual_seed(0))
     optimizer = make_optimizer(model, recipe)
     assert isinstance(optimizer, torch.optim.SGD)
@@ -172,14 +180,24 @@ def test_default_recipes_are_the_papers(raw: dict) -> None:
     b = params_from_dict(raw).baselines
     t = b.trajectory_mia
     assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.epochs, t.batch_size) == (
-        "sgd", 0.01, 0.9, 1e-4, 100, 128,
-    )  # fmt: skip
+        "sgd",
+        0.01,
+        0.9,
+        1e-4,
+        100,
+        128,
+    )
     assert t.gamma == 1.0  # constant rate
     a = params_from_dict(raw).attack
     s = b.seqmia_ablations
     assert (s.optimizer, s.lr, s.epochs, s.batch_size, s.step_size, s.gamma) == (
-        "adam", a.lr, a.epochs, a.batch_size, a.step_size, a.gamma,
-    )  # fmt: skip
+        "adam",
+        a.lr,
+        a.epochs,
+        a.batch_size,
+        a.step_size,
+        a.gamma,
+    )
 
 
 @pytest.mark.parametrize(
@@ -220,11 +238,17 @@ def _curve(seed: int, shift: float):
 
 def test_headline_panel_holds_seqmia_and_each_familys_best(tmp_path: Path) -> None:
     curves = {
-        "seqmia": _curve(0, 2.0), "seqmia_lstm": _curve(1, 1.9), "seqmia_only_loss": _curve(2, 1.5),
-        "trajectory_mia": _curve(3, 1.6), "nn_posterior": _curve(4, 0.8),
-        "loss": _curve(5, 1.0), "loss_cc": _curve(6, 1.2), "entropy": _curve(7, 0.5),
-        "lira_offline": _curve(8, 0.9), "rmia_offline": _curve(9, 1.3),
-    }  # fmt: skip
+        "seqmia": _curve(0, 2.0),
+        "seqmia_lstm": _curve(1, 1.9),
+        "seqmia_only_loss": _curve(2, 1.5),
+        "trajectory_mia": _curve(3, 1.6),
+        "nn_posterior": _curve(4, 0.8),
+        "loss": _curve(5, 1.0),
+        "loss_cc": _curve(6, 1.2),
+        "entropy": _curve(7, 0.5),
+        "lira_offline": _curve(8, 0.9),
+        "rmia_offline": _curve(9, 1.3),
+    }
     headline, ablations = split_panels(curves)
     assert headline == ["seqmia", "trajectory_mia", "nn_posterior", "loss_cc", "rmia_offline"]
     assert auc(curves["loss_cc"]) > max(auc(curves["loss"]), auc(curves["entropy"]))

@@ -73,9 +73,12 @@ def test_own_target_as_checkpoint_gives_identical_metrics(
         ids = partition.loc[partition["role"] == part, "sample_id"]
         (repo / "target" / f"{name}.txt").write_text("\n".join(map(str, ids)) + "\n")
     write_params(
-        repo, source="checkpoint", checkpoint="target/own.pt", members="target/members.txt",
+        repo,
+        source="checkpoint",
+        checkpoint="target/own.pt",
+        members="target/members.txt",
         nonmembers="target/nonmembers.txt",
-    )  # fmt: skip
+    )
     result = repro(repo, env)
     assert "partition" in stages_run(result.stdout) and "prepare" not in stages_run(result.stdout)
     assert json.loads((repo / "eval" / "metrics.json").read_text()) == metrics
@@ -90,9 +93,12 @@ def test_own_target_as_checkpoint_gives_identical_metrics(
 def external_params() -> dict:
     """What the docs script says to pass for its model, with its preprocessing."""
     return {
-        "source": "checkpoint", "members": "target/members.txt",
-        "nonmembers": "target/nonmembers.txt", "resize": [SIZE, SIZE], "channels": 3,
-    }  # fmt: skip
+        "source": "checkpoint",
+        "members": "target/members.txt",
+        "nonmembers": "target/nonmembers.txt",
+        "resize": [SIZE, SIZE],
+        "channels": 3,
+    }
 
 
 def plain_input(root: Path, paths: list[str], preprocessing: dict) -> torch.Tensor:
@@ -109,17 +115,36 @@ def external_run(normal_run, tmp_path_factory, env: dict[str, str], digits_root:
     """A model trained outside the pipeline (the docs script), audited from its state dict."""
     repo = copy_repo(normal_run[0], tmp_path_factory.mktemp("external") / "repo")
     script = subprocess.run(
-        [sys.executable, str(REPO / "docs" / "train_external_target.py"),
-         "--data", str(digits_root / "digits"), "--out", str(repo / "target"), "--members", "15",
-         "--nonmembers", "12", "--epochs", "30", "--size", str(SIZE)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "docs" / "train_external_target.py"),
+            "--data",
+            str(digits_root / "digits"),
+            "--out",
+            str(repo / "target"),
+            "--members",
+            "15",
+            "--nonmembers",
+            "12",
+            "--epochs",
+            "30",
+            "--size",
+            str(SIZE),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert script.returncode == 0, script.stderr[-3000:]
     preprocessing = json.loads((repo / "target" / "preprocessing.json").read_text())
     write_params(
-        repo, **external_params(), checkpoint="target/model.pt",
-        mean=preprocessing["mean"], std=preprocessing["std"],
-    )  # fmt: skip
+        repo,
+        **external_params(),
+        checkpoint="target/model.pt",
+        mean=preprocessing["mean"],
+        std=preprocessing["std"],
+    )
     result = repro(repo, env)
     return repo, result, preprocessing
 
@@ -153,8 +178,11 @@ def test_external_state_dict_is_audited_end_to_end(external_run, digits_root: Pa
     final = pd.read_parquet(repo / "data" / "final_logits" / "target.parquet")
     paths = {i: p for p, i in index.items()}
     with torch.no_grad():
-        expected = net(plain_input(digits_root / "digits", [paths[i] for i in final["sample_id"]],
-                                   preprocessing))  # fmt: skip
+        expected = net(
+            plain_input(
+                digits_root / "digits", [paths[i] for i in final["sample_id"]], preprocessing
+            )
+        )
     assert np.allclose(logits_of(final), expected.numpy(), atol=1e-4)
 
 
@@ -194,7 +222,12 @@ def test_exported_program_gives_the_state_dicts_answers(
         assert report[key] == before[key]
     final = pd.read_parquet(repo / "data" / "final_logits" / "target.parquet")
     final_before = pd.read_parquet(source / "data" / "final_logits" / "target.parquet")
-    assert np.allclose(logits_of(final), logits_of(final_before), atol=1e-5)
+    # Same weights, other kernels: the exported graph's convolutions may sum in another order
+    # (on CI's CPU some logits differed by more than 1e-5 + 1e-5 * |logit|), so the check allows
+    # float32 rounding and would still catch any other model, whose logits differ by whole units.
+    ours, theirs = logits_of(final), logits_of(final_before)
+    gap = float(np.abs(ours - theirs).max())
+    assert np.allclose(ours, theirs, rtol=1e-4, atol=1e-3), f"largest difference {gap}"
 
 
 USER_MODULE = """
@@ -258,9 +291,13 @@ def _fails_before_work(repo: Path, env: dict[str, str], expected: list[str]) -> 
     partition = repo / "data" / "partition.parquet"
     before = partition.read_bytes()
     result = subprocess.run(
-        [sys.executable, "-m", "flows.partition"], cwd=repo, env=env, capture_output=True,
-        text=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-m", "flows.partition"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     line = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
     assert len(line) == 1, result.stderr[-3000:]

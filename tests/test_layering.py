@@ -56,11 +56,12 @@ def fixed_paths(source: str) -> list[tuple[int, str]]:
     path_constants = {
         target.id
         for node in tree.body
-        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and node.value is not None
         and _fixed_path_value(node.value)
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name)
-    }  # fmt: skip
+    }
     found = []
     for node in ast.walk(tree):
         literals: list[ast.expr] = []
@@ -73,8 +74,11 @@ def fixed_paths(source: str) -> list[tuple[int, str]]:
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             defaults = [d for d in (*node.args.defaults, *node.args.kw_defaults) if d]
             literals += defaults
-            found += [(d.lineno, d.id) for d in defaults
-                      if isinstance(d, ast.Name) and d.id in path_constants]  # fmt: skip
+            found += [
+                (d.lineno, d.id)
+                for d in defaults
+                if isinstance(d, ast.Name) and d.id in path_constants
+            ]
         for literal in literals:
             if isinstance(literal, ast.Constant) and _path_like(literal.value):
                 found.append((literal.lineno, literal.value))
@@ -125,3 +129,20 @@ def test_core_takes_every_path_from_its_caller(path: str) -> None:
         if (path, what) not in ALLOWED
     ]
     assert not found, f"{path}: fixed paths {found}; take them as arguments from the caller"
+
+
+def test_every_core_sub_package_is_in_the_layers_contract_and_the_readme_tree():
+    """A sub-package missing from the contract's layers would escape its import check, and the
+    README's tree is the one place a newcomer reads the core's shape."""
+    import tomllib
+
+    packages = {p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
+    loose = {p.name for p in CORE.glob("*.py")} - {"__init__.py"}
+    assert not loose, f"modules outside a sub-package: {sorted(loose)}"
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layered = [c for c in contracts["contracts"] if c.get("containers") == ["seqmia"]]
+    assert len(layered) == 1 and set(layered[0]["layers"]) == packages
+    readme = (REPO / "README.md").read_text()
+    tree = readme[readme.index("\nseqmia/\n") :].split("```")[0]
+    listed = set(re.findall(r"^  (\w+)/ ", tree, flags=re.MULTILINE))
+    assert listed == packages, f"README tree {sorted(listed)} against {sorted(packages)}"

@@ -184,8 +184,12 @@ def test_a_20_mb_list_is_read_in_bounded_memory(tmp_path: Path) -> None:
     assert (tmp_path / "m.txt").stat().st_size > 19 * 2**20
     result = subprocess.run(
         [sys.executable, "-c", PEAK_SCRIPT, str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     n_members, n_nonmembers, growth_mib = result.stdout.split()
     assert (int(n_members), int(n_nonmembers)) == (2_500_000, 2)

@@ -163,8 +163,15 @@ def mobilenetv2_parameter_count(in_channels: int, num_classes: int) -> int:
     """CIFAR MobileNetV2 (pytorch-cifar): stem 3x3 conv32, inverted residuals of the paper's
     table 2 (stride-1 shortcuts projected by 1x1 conv + BN where channels change), 1x1 conv 1280,
     linear 1280 -> classes."""
-    config = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-              (6, 160, 3, 2), (6, 320, 1, 1)]  # fmt: skip
+    config = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 1),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
     total, c_in = 9 * in_channels * 32 + _bn(32), 32
     for t, c, n, s in config:
         for i in range(n):

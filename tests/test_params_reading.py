@@ -195,8 +195,9 @@ def test_duplicate_key_refused_naming_the_key_and_its_line(tmp_path: Path, where
         lines.append("seed: 3")
         key, line = "seed", len(lines)
     else:
-        epochs = next(i for i in range(_line_of("train:"), len(lines))
-                      if lines[i].startswith("  epochs:"))  # fmt: skip
+        epochs = next(
+            i for i in range(_line_of("train:"), len(lines)) if lines[i].startswith("  epochs:")
+        )
         lines.insert(epochs + 1, "  epochs: 41")
         key, line = "epochs", epochs + 2
     message = _refusal(_write(tmp_path, "\n".join(lines) + "\n"))
@@ -265,8 +266,10 @@ def test_override_1_20_reads_back_as_the_override_parser_read_it(tmp_path: Path)
     assert yaml.safe_load(path.read_text())["train"]["model"] == 80  # what PyYAML made of it
 
 
-@pytest.mark.parametrize("value", ["1:20", "0o17", "1e3", "yes", "null", "", "a b", 1e-5, None,
-                                   ["loss", "sd"], 0.005, False])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    ["1:20", "0o17", "1e3", "yes", "null", "", "a b", 1e-5, None, ["loss", "sd"], 0.005, False],
+)
 def test_set_arguments_are_read_back_by_dvc_as_given(value: Any) -> None:
     # ``dvc exp run -S key=value`` reads the value as YAML 1.2, as parse_overrides does
     flag, argument = set_arguments({"data.path": value})

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqmia.config import PARTS
 from seqmia.data.partition import (
     PartitionError,
     check_disjoint,
@@ -16,6 +15,7 @@ from seqmia.data.partition import (
     role_counts,
     stratified_counts,
 )
+from seqmia.data.parts import PARTS
 
 SIZES = {"target_in": 3, "target_out": 3, "shadow_in": 3, "shadow_out": 3, "distill": 6}
 CLASSES = 10
@@ -127,8 +127,10 @@ def test_total_unit_sizes_disjoint_and_stratified():
     check_disjoint(frame)
     for part, size in TOTALS.items():
         assert (frame["role"] == part).sum() == size
-    mixes = [frame[frame["role"] == p]["label"].value_counts().sort_index().tolist()
-             for p in ("target_in", "target_out", "shadow_in", "shadow_out")]  # fmt: skip
+    mixes = [
+        frame[frame["role"] == p]["label"].value_counts().sort_index().tolist()
+        for p in ("target_in", "target_out", "shadow_in", "shadow_out")
+    ]
     assert all(m == mixes[0] for m in mixes)  # members and non-members: one class mix
     assert mixes[0] == [20, 10, 6, 4]
     np.testing.assert_array_equal(frame["label"], IMBALANCED[frame["sample_id"]])
@@ -165,14 +167,21 @@ def test_deal_shuffles_each_class_once_and_deals_pools_in_order():
         order = rng.permutation(np.flatnonzero(labels == label))
         first = [i for i in order if inside[i]]
         rest = [i for i in order if not inside[i]]
-        for part, i in zip(["target_in", "target_out", "shadow_in", "shadow_out"],
-                           first[:2] + rest[:2], strict=True):  # fmt: skip
+        for part, i in zip(
+            ["target_in", "target_out", "shadow_in", "shadow_out"],
+            first[:2] + rest[:2],
+            strict=True,
+        ):
             expected.setdefault(part, []).append(int(i))
     for part, ids in expected.items():
         assert part_ids(frame, part).tolist() == sorted(ids)
     assert role_counts(frame) == {
-        "target_in": 2, "target_out": 2, "shadow_in": 2, "shadow_out": 2, "distill": 0,
-    }  # fmt: skip
+        "target_in": 2,
+        "target_out": 2,
+        "shadow_in": 2,
+        "shadow_out": 2,
+        "distill": 0,
+    }
 
 
 def test_a_partition_of_another_dataset_is_refused_by_ids_and_by_labels():

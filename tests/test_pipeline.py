@@ -17,19 +17,22 @@ import pytest
 import yaml
 
 from benchmarks.scratch_repo import make_scratch_repo
+from seqmia.attacks.registry import ATTACKS as REGISTRY
+from seqmia.attacks.registry import reported
 from tests.conftest import REPO, STAGES
 
 pytestmark = pytest.mark.slow
 
-METRICS = ("loss", "max", "sd", "entropy", "m_entropy")
-ATTACKS = {
-    "seqmia", "nn_posterior", "trajectory_mia", "seqmia_mlp", "seqmia_lstm", "lira_offline",
-    "rmia_offline",
-    *(f"seqmia_only_{m}" for m in METRICS),
-    *(f"{m}{cc}" for m in ("loss", "max_confidence", "entropy", "m_entropy") for cc in ("", "_cc")),
-}  # fmt: skip
-TRAINED = {"seqmia", "nn_posterior", "trajectory_mia"} | {
-    a for a in ATTACKS if a.startswith("seqmia_")
+METRICS = tuple(yaml.safe_load((REPO / "params.yaml").read_text())["sequences"]["metrics"])
+CHOSEN = yaml.safe_load((REPO / "params.yaml").read_text())["baselines"]["attacks"]
+# What eval/metrics.json must hold, in order: every attack of the registry the run can report.
+ATTACKS = list(reported(METRICS, CHOSEN))
+# The attacks that train a model (so score in log-odds): fitted by the attack or baselines stage.
+TRAINED = {
+    result
+    for name, attack in REGISTRY.items()
+    if attack.fit_stage != "evaluate"
+    for result in attack.results(name, METRICS)
 }
 
 
@@ -92,17 +95,29 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
     assert list(partition.columns) == ["sample_id", "label", "role"]
     assert partition["sample_id"].is_unique
     assert partition.groupby("role", observed=True).size().to_dict() == {
-        "target_in": 100, "target_out": 100, "shadow_in": 100, "shadow_out": 100, "distill": 200,
-    }  # fmt: skip
+        "target_in": 100,
+        "target_out": 100,
+        "shadow_in": 100,
+        "shadow_out": 100,
+        "distill": 200,
+    }
 
     for role in ("target", "shadow"):
         snaps = sorted((repo / "data" / "snapshots" / role).glob("epoch_*.pt"))
         assert [p.name for p in snaps] == [f"epoch_{e:03d}.pt" for e in range(1, 13)]
         seq = pd.read_parquet(repo / "data" / "sequences" / f"{role}.parquet")
         assert list(seq.columns) == [
-            "sample_id", "part", "member", "label", "snapshot",
-            "loss", "max", "sd", "entropy", "m_entropy",
-        ]  # fmt: skip
+            "sample_id",
+            "part",
+            "member",
+            "label",
+            "snapshot",
+            "loss",
+            "max",
+            "sd",
+            "entropy",
+            "m_entropy",
+        ]
         assert len(seq) == 200 * 13 and set(seq["snapshot"]) == set(range(1, 14))
         assert set(seq["part"]) == {f"{role}_in", f"{role}_out"}
 
@@ -121,7 +136,7 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
         assert set(population["sample_id"]) == distill_ids and len(population) == 200
 
     seqmia = metrics["attacks"]["seqmia"]
-    assert set(metrics["attacks"]) == ATTACKS
+    assert list(metrics["attacks"]) == ATTACKS
     assert set(seqmia["tpr_at_fpr"]) == {"0.01", "0.1"}
     assert seqmia["n_members"] == seqmia["n_nonmembers"] == 100
     for name, report in metrics["attacks"].items():
@@ -139,7 +154,7 @@ def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> No
     for role in ("target", "shadow"):
         assert set(metrics["models"][role]) == {"train_accuracy", "test_accuracy"}
     scores = pd.read_parquet(repo / "eval" / "scores.parquet")
-    assert len(scores) == 200 and ATTACKS <= set(scores.columns)
+    assert len(scores) == 200 and set(ATTACKS) <= set(scores.columns)
     assert (repo / "eval" / "roc.png").stat().st_size > 10_000
     report = (repo / "eval" / "report.html").read_text()
     assert "data:image/png;base64," in report and "trajectory_mia" in report
@@ -206,9 +221,13 @@ def test_killed_stage_leaves_no_cached_artefact_and_repro_recovers(
     _, _, clean_metrics = clean_run
     repo = make_repo(tmp_path / "repo", tiny_params())
     proc = subprocess.Popen(
-        ["dvc", "repro"], cwd=repo, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        ["dvc", "repro"],
+        cwd=repo,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     partial = repo / "data" / "snapshots" / "target" / "epoch_002.pt"
     deadline = time.monotonic() + 600
     while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -274,8 +293,10 @@ def test_target_data_never_reaches_attack_training(
     summary_before = json.loads((repo / "data" / "baselines" / "summary.json").read_text())
     scores_before = pd.read_parquet(repo / "data" / "baselines" / "scores.parquet")
 
-    for path in (repo / "data" / "sequences" / "target.parquet",
-                 repo / "data" / "final_logits" / "target.parquet"):  # fmt: skip
+    for path in (
+        repo / "data" / "sequences" / "target.parquet",
+        repo / "data" / "final_logits" / "target.parquet",
+    ):
         frame = pd.read_parquet(path)
         values = [c for c in frame.columns if c not in ("sample_id", "part", "member", "label")]
         values = [c for c in values if c != "snapshot"]

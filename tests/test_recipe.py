@@ -5,17 +5,39 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqmia.training.optim import decay_groups, step_lr
-from seqmia.training.recipe import Recipe, as_recipe, lr_for_epoch, make_optimizer
+from seqmia.training.recipe import (
+    Recipe,
+    as_recipe,
+    decay_groups,
+    lr_for_epoch,
+    make_optimizer,
+    step_lr,
+)
 
 SGD = Recipe(
-    optimizer="sgd", epochs=10, batch_size=4, lr=0.1, momentum=0.9, weight_decay=5e-4,
-    schedule="step", step_size=2, gamma=0.5, min_lr=0.01,
-)  # fmt: skip
+    optimizer="sgd",
+    epochs=10,
+    batch_size=4,
+    lr=0.1,
+    momentum=0.9,
+    weight_decay=5e-4,
+    schedule="step",
+    step_size=2,
+    gamma=0.5,
+    min_lr=0.01,
+)
 ADAM = Recipe(
-    optimizer="adam", epochs=10, batch_size=4, lr=0.01, momentum=0.0, weight_decay=1e-4,
-    schedule="step", step_size=3, gamma=0.9, min_lr=5e-4,
-)  # fmt: skip
+    optimizer="adam",
+    epochs=10,
+    batch_size=4,
+    lr=0.01,
+    momentum=0.0,
+    weight_decay=1e-4,
+    schedule="step",
+    step_size=3,
+    gamma=0.9,
+    min_lr=5e-4,
+)
 
 
 def _model() -> torch.nn.Module:
@@ -39,12 +61,16 @@ def _steps(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> list[tor
     ("recipe", "before"),
     [
         # What seqmia.training.loop.fit built before the shared recipe: SGD with momentum.
-        (SGD, lambda m, r: torch.optim.SGD(decay_groups(m, r.weight_decay), lr=r.lr,
-                                           momentum=r.momentum)),
+        (
+            SGD,
+            lambda m, r: torch.optim.SGD(
+                decay_groups(m, r.weight_decay), lr=r.lr, momentum=r.momentum
+            ),
+        ),
         # What seqmia.attacks.networks.train_attack built before: Adam.
         (ADAM, lambda m, r: torch.optim.Adam(decay_groups(m, r.weight_decay), lr=r.lr)),
     ],
-)  # fmt: skip
+)
 def test_optimizer_steps_bit_identical_to_the_former_construction(recipe, before):
     a, b = _model(), _model()
     got = _steps(make_optimizer(a, recipe), a)

@@ -56,8 +56,13 @@ def test_validating_params_imports_neither_torch_nor_pandas_nor_numpy():
         "validate_file(sys.argv[1])\n"
         "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'PIL') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "params.yaml")], cwd=ROOT,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "params.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -67,6 +72,11 @@ def test_the_stages_without_model_work_never_import_torch(stage):
         f"import sys\nimport flows.{stage}\nfrom seqmia.params.schema import validate_file\n"
         "validate_file(sys.argv[1])\nprint('torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "params.yaml")], cwd=ROOT,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "params.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"

@@ -28,10 +28,11 @@ from benchmarks.scratch_repo import make_scratch_repo
 from seqmia.base.artifacts import load_state_dict, remove_stale_temporaries, save_state_dict
 from seqmia.base.errors import DamagedFileError, UserError
 from seqmia.base.seeding import make_generator
-from seqmia.config import ParamsError, params_from_dict
 from seqmia.data.partition import make_partition
 from seqmia.data.readers import extract_archive, read_image_folder
 from seqmia.data.sources import load_dataset
+from seqmia.params.schema import ParamsError
+from seqmia.params.whole import params_from_dict
 from tasks.layout import Layout
 from tests.conftest import REPO
 
@@ -53,9 +54,13 @@ def stage(repo: Path, name: str, env: dict[str, str], timeout: float = 300):
     """``python -m flows.<name>`` in ``repo``: (completed process, seconds it took)."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", f"flows.{name}"], cwd=repo, env=env, capture_output=True,
-        text=True, timeout=timeout,
-    )  # fmt: skip
+        [sys.executable, "-m", f"flows.{name}"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return result, time.monotonic() - started
 
 
@@ -93,12 +98,18 @@ def scratch_repo(path: Path, params: dict, models: bool = False) -> Path:
     y = np.repeat(np.arange(10), 20)
     x = rng.integers(0, 256, size=(len(y), 8, 8, 1), dtype=np.uint8)
     write_npz(
-        layout.dataset_file, x=x, y=y, split=np.full(len(y), "train"),
+        layout.dataset_file,
+        x=x,
+        y=y,
+        split=np.full(len(y), "train"),
         classes=np.array([str(c) for c in range(10)]),
-        mean=np.full((8, 8, 1), 0.5, np.float32), std=np.full((8, 8, 1), 0.25, np.float32),
-    )  # fmt: skip
-    sizes = {k: params["partition"][k] for k in ("target_in", "target_out", "shadow_in",
-                                                  "shadow_out", "distill")}  # fmt: skip
+        mean=np.full((8, 8, 1), 0.5, np.float32),
+        std=np.full((8, 8, 1), 0.25, np.float32),
+    )
+    sizes = {
+        k: params["partition"][k]
+        for k in ("target_in", "target_out", "shadow_in", "shadow_out", "distill")
+    }
     write_parquet(layout.partition_file, make_partition(y, sizes, 0, unit="per_class"))
     if models:
         for role in ("target", "shadow"):
@@ -146,8 +157,12 @@ def _cifar10_folder(root: Path, protocol: int) -> Path:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"batch_label": b"batch", "data": rng.integers(0, 256, (2, 3072), dtype=np.uint8),
-                 "labels": [0, 1], "filenames": [b"a.png", b"b.png"]}  # fmt: skip
+        batch = {
+            "batch_label": b"batch",
+            "data": rng.integers(0, 256, (2, 3072), dtype=np.uint8),
+            "labels": [0, 1],
+            "filenames": [b"a.png", b"b.png"],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
     meta = {"label_names": [f"c{i}" for i in range(10)], "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
@@ -186,8 +201,9 @@ def test_cifar_pickle_refusal_reaches_the_prepare_stage_as_exit_2(tmp_path, pref
     params["data"].update(name="cifar10", path="")
     repo = make_scratch_repo(tmp_path / "repo", yaml.safe_dump(params, sort_keys=False))
     before = files_under(repo)
-    result, _ = stage(repo, "prepare", {**prefect_env, "SEQMIA_DATA_ROOT": str(root),
-                                        "PYTHONPATH": ""})  # fmt: skip
+    result, _ = stage(
+        repo, "prepare", {**prefect_env, "SEQMIA_DATA_ROOT": str(root), "PYTHONPATH": ""}
+    )
     line = one_error_line(result)
     assert str(folder / "test_batch") in line and "could run code" in line
     assert not marker.exists()
@@ -220,7 +236,7 @@ def test_a_failing_role_stops_its_sibling_and_writes_nothing(tmp_path, prefect_e
     before = files_under(repo)
     result, seconds = stage(repo, "train", {**prefect_env, "PYTHONPATH": ""}, timeout=600)
     assert result.returncode != 0
-    assert "TrainingStopped" in result.stdout + result.stderr  # the sibling was stopped
+    assert "Stopped" in result.stdout + result.stderr  # the sibling was stopped
     assert seconds < 120, seconds
     assert files_under(repo) == before  # neither model nor report written
 
@@ -230,8 +246,10 @@ def test_a_damaged_teacher_stops_distill_before_any_task(tmp_path, prefect_env):
     repo = scratch_repo(tmp_path / "repo", tiny_params(), models=True)
     layout = Layout(repo)
     state = load_state_dict(layout.model_file("target"))
-    flip_weight_byte(layout.model_file("target"), state["classifier.weight"]
-                     if "classifier.weight" in state else next(iter(state.values())))  # fmt: skip
+    flip_weight_byte(
+        layout.model_file("target"),
+        state["classifier.weight"] if "classifier.weight" in state else next(iter(state.values())),
+    )
     before = files_under(repo)
     result, _ = stage(repo, "distill", {**prefect_env, "PYTHONPATH": ""})
     line = one_error_line(result)
@@ -240,7 +258,9 @@ def test_a_damaged_teacher_stops_distill_before_any_task(tmp_path, prefect_env):
 
 
 def test_attack_training_stops_when_asked():
-    from seqmia.attacks.networks import AttackStopped, build_attack, train_attack
+    from seqmia.attacks.fit import train_attack
+    from seqmia.attacks.networks import build_attack
+    from seqmia.base.stopping import Stopped
     from seqmia.training.recipe import Recipe
 
     g = make_generator(0, "attack")
@@ -253,12 +273,29 @@ def test_attack_training_stops_when_asked():
         return len(asked) > 2
 
     recipe = Recipe(
-        optimizer="adam", epochs=1000, batch_size=10, lr=0.01, momentum=0.0, weight_decay=0.0,
-        schedule="step", step_size=10, gamma=1.0, min_lr=0.0,
-    )  # fmt: skip
-    with pytest.raises(AttackStopped):
-        train_attack(model, x[:30], y[:30], x[30:], y[30:], recipe, g, should_stop=should_stop,
-                     selection="best_val_auc")  # fmt: skip
+        optimizer="adam",
+        epochs=1000,
+        batch_size=10,
+        lr=0.01,
+        momentum=0.0,
+        weight_decay=0.0,
+        schedule="step",
+        step_size=10,
+        gamma=1.0,
+        min_lr=0.0,
+    )
+    with pytest.raises(Stopped):
+        train_attack(
+            model,
+            x[:30],
+            y[:30],
+            x[30:],
+            y[30:],
+            recipe,
+            g,
+            should_stop=should_stop,
+            selection="best_val_auc",
+        )
     assert len(asked) == 3  # asked before every batch, stopped at the first True
 
 
@@ -276,7 +313,7 @@ def test_a_failing_baseline_stops_its_sibling_and_writes_nothing(tmp_path, prefe
     before = files_under(repo)
     result, seconds = stage(repo, "baselines", {**prefect_env, "PYTHONPATH": ""}, timeout=600)
     assert result.returncode != 0
-    assert "AttackStopped" in result.stdout + result.stderr  # the sibling was stopped
+    assert "(Stopped)" in result.stdout + result.stderr  # the sibling was stopped
     assert seconds < 120, seconds
     after = files_under(repo)
     after.pop("logs/timings.jsonl", None)  # the finished baseline's timing (no stage output)
@@ -293,10 +330,14 @@ def _write_sequence_outputs(layout: Layout, metrics: dict[str, tuple[str, ...]])
     rng = np.random.default_rng(0)
     n = 40
     for role in ("target", "shadow"):
-        base = pd.DataFrame({
-            "sample_id": np.arange(n), "part": [f"{role}_in"] * 20 + [f"{role}_out"] * 20,
-            "member": [1] * 20 + [0] * 20, "label": np.arange(n) % 10,
-        })  # fmt: skip
+        base = pd.DataFrame(
+            {
+                "sample_id": np.arange(n),
+                "part": [f"{role}_in"] * 20 + [f"{role}_out"] * 20,
+                "member": [1] * 20 + [0] * 20,
+                "label": np.arange(n) % 10,
+            }
+        )
         seq = pd.concat([base.assign(snapshot=t) for t in (1, 2, 3)], ignore_index=True)
         for m in metrics.get(role, ("loss", "entropy")):
             seq[m] = rng.random(len(seq))
@@ -384,10 +425,14 @@ def _partition_of_another_dataset(layout: Layout, shift: int = 0, relabel: bool 
     frame.to_parquet(layout.partition_file, index=False)
 
 
-@pytest.mark.parametrize(("shift", "relabel", "expected"), [
-    (10_000, False, "ids out of range"), (-1_000, False, "ids out of range"),
-    (0, True, "other labels"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shift", "relabel", "expected"),
+    [
+        (10_000, False, "ids out of range"),
+        (-1_000, False, "ids out of range"),
+        (0, True, "other labels"),
+    ],
+)
 def test_partition_of_another_dataset_refused(tmp_path, shift, relabel, expected):
     from tasks.common import check_inputs
 
@@ -437,9 +482,10 @@ def _image_tree(root: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "blob", [_jpeg_bytes()[:300], b"", b"these are not the pixels you are looking for\n"],
+    "blob",
+    [_jpeg_bytes()[:300], b"", b"these are not the pixels you are looking for\n"],
     ids=["truncated-jpeg", "zero-bytes", "text-named-jpg"],
-)  # fmt: skip
+)
 def test_unreadable_image_named(tmp_path, blob):
     folder = _image_tree(tmp_path / "set")
     bad = folder / "train" / "b" / "broken.jpg"
@@ -469,8 +515,9 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
 
 def test_truncated_location_archive_named(tmp_path):
     rng = np.random.default_rng(0)
-    lines = [f'"{rng.integers(1, 4)}",' + ",".join(map(str, rng.integers(0, 2, 400)))
-             for _ in range(200)]  # fmt: skip
+    lines = [
+        f'"{rng.integers(1, 4)}",' + ",".join(map(str, rng.integers(0, 2, 400))) for _ in range(200)
+    ]
     archive = tmp_path / "location" / "dataset_location.tgz"
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
@@ -507,8 +554,10 @@ def test_truncated_idx_file_named(tmp_path):
     for prefix, n in (("train", 6), ("t10k", 4)):
         images = np.zeros((n, 28, 28), np.uint8)
         (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-            gzip.compress(b"\x00\x00\x08\x03" + np.array([n, 28, 28], ">u4").tobytes()
-                          + images.tobytes()))  # fmt: skip
+            gzip.compress(
+                b"\x00\x00\x08\x03" + np.array([n, 28, 28], ">u4").tobytes() + images.tobytes()
+            )
+        )
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
             b"\x00\x00\x08\x01" + np.array([n], ">u4").tobytes() + bytes(n)
         )
@@ -563,22 +612,43 @@ def _base() -> dict:
     [
         (lambda p: p["train"].update(lr=float("inf")), "'train.lr' must be a finite number"),
         (lambda p: p["train"].update(lr=float("nan")), "'train.lr' must be a finite number"),
-        (lambda p: p["attack"].update(weight_decay=float("inf")),
-         "'attack.weight_decay' must be a finite number"),
-        (lambda p: p["baselines"]["trajectory_mia"].update(weight_decay=float("nan")),
-         "'baselines.trajectory_mia.weight_decay' must be a finite number"),
+        (
+            lambda p: p["attack"].update(weight_decay=float("inf")),
+            "'attack.weight_decay' must be a finite number",
+        ),
+        (
+            lambda p: p["baselines"]["trajectory_mia"].update(weight_decay=float("nan")),
+            "'baselines.trajectory_mia.weight_decay' must be a finite number",
+        ),
         (lambda p: p.update(trian={"epochs": 3}), "unknown params key 'trian'"),
-        (lambda p: p.pop("distill"), "missing section 'distill' (expected a section with keys "
-                                      "['epochs', 'temperature', 'shadow_extra_epochs'])"),
-        (lambda p: p["attack"].update(val_fraction=0.0001),
-         "'attack.val_fraction' is 0.0001, which holds out 0 of the 2500 shadow_in samples"),
-        (lambda p: (p["partition"].update(unit="total", target_in=30, shadow_in=40, shadow_out=40),
-                    p["baselines"].update(val_fraction=0.01)),
-         "'baselines.val_fraction' is 0.01, which holds out 0 of the 40 shadow_in samples"),
+        (
+            lambda p: p.pop("distill"),
+            "missing section 'distill' (expected a section with keys "
+            "['epochs', 'temperature', 'shadow_extra_epochs'])",
+        ),
+        (
+            lambda p: p["attack"].update(val_fraction=0.0001),
+            "'attack.val_fraction' is 0.0001, which holds out 0 of the 2500 shadow_in samples",
+        ),
+        (
+            lambda p: (
+                p["partition"].update(unit="total", target_in=30, shadow_in=40, shadow_out=40),
+                p["baselines"].update(val_fraction=0.01),
+            ),
+            "'baselines.val_fraction' is 0.01, which holds out 0 of the 40 shadow_in samples",
+        ),
     ],
-    ids=["inf-lr", "nan-lr", "inf-wd", "nan-wd", "unknown-top", "missing-section",
-         "val-per-class", "val-total"],
-)  # fmt: skip
+    ids=[
+        "inf-lr",
+        "nan-lr",
+        "inf-wd",
+        "nan-wd",
+        "unknown-top",
+        "missing-section",
+        "val-per-class",
+        "val-total",
+    ],
+)
 def test_values_refused_in_one_line(change, expected):
     params = _base()
     change(params)
@@ -614,10 +684,15 @@ def test_stale_temporaries_removed_from_the_stage_outputs_only(tmp_path):
     outputs = stage_outputs(REPO, "distill") + stage_outputs(REPO, "partition")
     assert REPO / "data" / "snapshots" in outputs and REPO / "data" / "partition.parquet" in outputs
     data = tmp_path / "data"
-    stale = [data / "snapshots" / "target" / ".epoch_003.pt.k2j4.tmp",
-             data / ".partition.parquet.x81q.tmp"]  # fmt: skip
-    kept = [data / "prepared" / ".dataset.npz.ab12.tmp", data / "snapshots" / "target" / "e.pt",
-            data / ".other.parquet.x81q.tmp"]  # fmt: skip
+    stale = [
+        data / "snapshots" / "target" / ".epoch_003.pt.k2j4.tmp",
+        data / ".partition.parquet.x81q.tmp",
+    ]
+    kept = [
+        data / "prepared" / ".dataset.npz.ab12.tmp",
+        data / "snapshots" / "target" / "e.pt",
+        data / ".other.parquet.x81q.tmp",
+    ]
     for path in stale + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
@@ -654,8 +729,11 @@ def _tar(path: Path, members: dict[str, bytes]) -> Path:
 
 def test_interrupted_extraction_leaves_no_half_tree(tmp_path):
     rng = np.random.default_rng(0)
-    members = {f"{split}/c/{i}.bin": rng.bytes(20_000) for split in ("valid", "test", "train")
-               for i in range(5)}  # fmt: skip
+    members = {
+        f"{split}/c/{i}.bin": rng.bytes(20_000)
+        for split in ("valid", "test", "train")
+        for i in range(5)
+    }
     archive = _tar(tmp_path / "CINIC-10.tar.gz", members)
     _truncate(archive, 0.8)  # ends inside train/: the members before it extract fine
     dest = tmp_path / "cinic10"
@@ -695,7 +773,7 @@ def test_silent_prefect_api_named_within_timeout(tmp_path, stage_env):
     try:
         repo = scratch_repo(tmp_path / "repo", tiny_params())
         before = files_under(repo)
-        env = {**stage_env, "PREFECT_API_URL": url, "SEQMIA_API_TIMEOUT": "3"}
+        env = {**stage_env, "PREFECT_API_URL": url, "PREFECT_API_REQUEST_TIMEOUT": "3"}
         result, seconds = stage(repo, "train", env, timeout=120)
     finally:
         done.set()

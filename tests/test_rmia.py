@@ -38,15 +38,25 @@ def test_hand_example() -> None:
     # a = 1: p(x) is the OUT mean. x0: 0.9 under the target, 0.3 under the reference (ratio 3);
     # x1: 0.5 vs 0.5 (ratio 1). Population ratios: 0.5, 2, 4.
     scores = rmia_scores(
-        np.log([0.9, 0.5]), np.array([[0.3], [0.5]]), np.ones((2, 1), bool),
-        np.log([0.4, 0.8, 0.8]), np.array([[0.8], [0.4], [0.2]]), a=1.0, gamma=1.0,
-    )  # fmt: skip
+        np.log([0.9, 0.5]),
+        np.array([[0.3], [0.5]]),
+        np.ones((2, 1), bool),
+        np.log([0.4, 0.8, 0.8]),
+        np.array([[0.8], [0.4], [0.2]]),
+        a=1.0,
+        gamma=1.0,
+    )
     np.testing.assert_allclose(scores, [2 / 3, 1 / 3])
     # With gamma = 2, x0 (ratio 3) needs a population ratio below 1.5: only 0.5.
     scores = rmia_scores(
-        np.log([0.9, 0.5]), np.array([[0.3], [0.5]]), np.ones((2, 1), bool),
-        np.log([0.4, 0.8, 0.8]), np.array([[0.8], [0.4], [0.2]]), a=1.0, gamma=2.0,
-    )  # fmt: skip
+        np.log([0.9, 0.5]),
+        np.array([[0.3], [0.5]]),
+        np.ones((2, 1), bool),
+        np.log([0.4, 0.8, 0.8]),
+        np.array([[0.8], [0.4], [0.2]]),
+        a=1.0,
+        gamma=2.0,
+    )
     np.testing.assert_allclose(scores, [1 / 3, 0.0])
 
 
@@ -80,8 +90,9 @@ def test_scores_are_fractions_and_rank_a_memorised_sample_first() -> None:
     rng = np.random.default_rng(0)
     p_z = rng.uniform(0.2, 0.9, 50)
     p_z_refs = np.clip(p_z[:, None] + rng.normal(0, 0.05, (50, 1)), 0.05, 1)
-    scores = rmia_scores(np.log(p_x), p_x_refs, np.ones((3, 1), bool), np.log(p_z), p_z_refs,
-                         a=0.3, gamma=1.0)  # fmt: skip
+    scores = rmia_scores(
+        np.log(p_x), p_x_refs, np.ones((3, 1), bool), np.log(p_z), p_z_refs, a=0.3, gamma=1.0
+    )
     assert ((scores >= 0) & (scores <= 1)).all()
     assert scores[0] > scores[1] and scores[0] > scores[2]
     assert scores[0] * 50 == int(scores[0] * 50)  # a count over the population
@@ -125,9 +136,13 @@ def test_rmia_attack_picks_the_best_a_on_the_shadow_model() -> None:
 
     def side(member_boost):
         p_x = np.clip(rng.uniform(0.2, 0.8, n) + member_boost, 0.01, 0.99)
-        return dict(p_x=p_x, p_x_refs=rng.uniform(0.05, 0.95, (n, k)),
-                    x_out=rng.random((n, k)) < 0.7, p_z=rng.uniform(0.05, 0.95, z),
-                    p_z_refs=rng.uniform(0.05, 0.95, (z, k)))  # fmt: skip
+        return dict(
+            p_x=p_x,
+            p_x_refs=rng.uniform(0.05, 0.95, (n, k)),
+            x_out=rng.random((n, k)) < 0.7,
+            p_z=rng.uniform(0.05, 0.95, z),
+            p_z_refs=rng.uniform(0.05, 0.95, (z, k)),
+        )
 
     members = np.tile([1, 0], n // 2)
     shadow, target = side(0.15 * members), side(0.0)
@@ -142,13 +157,19 @@ def test_rmia_attack_picks_the_best_a_on_the_shadow_model() -> None:
     assert len(set(aucs.values())) > 1  # the choice matters
 
     def inputs(d):
-        return RmiaInputs(np.log(d["p_x"]), d["p_x_refs"], d["x_out"], np.log(d["p_z"]),
-                          d["p_z_refs"])  # fmt: skip
+        return RmiaInputs(
+            np.log(d["p_x"]), d["p_x_refs"], d["x_out"], np.log(d["p_z"]), d["p_z_refs"]
+        )
 
-    scores, threshold, chosen = rmia_attack(inputs(target), inputs(shadow), members,
-                                            candidates, 1.0)  # fmt: skip
-    assert chosen == {"offline_a": best, "gamma": 1.0, "population": z,
-                      "shadow_auc": pytest.approx(aucs[best])}  # fmt: skip
+    scores, threshold, chosen = rmia_attack(
+        inputs(target), inputs(shadow), members, candidates, 1.0
+    )
+    assert chosen == {
+        "offline_a": best,
+        "gamma": 1.0,
+        "population": z,
+        "shadow_auc": pytest.approx(aucs[best]),
+    }
     np.testing.assert_allclose(scores, pairwise_definition(*target.values(), best, 1.0))
     # The threshold is a shadow score that maximises the balanced accuracy there.
     s = pairwise_definition(*shadow.values(), best, 1.0)[testable]

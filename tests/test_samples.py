@@ -20,10 +20,20 @@ def tiny() -> tuple[dict[str, np.ndarray], pd.DataFrame]:
         "std": np.full((2, 2, 3), 0.25, np.float32),
     }
     partition = pd.DataFrame(
-        {"sample_id": [1, 6, 3, 8, 0, 9, 2, 4],
-         "role": ["shadow_in", "shadow_in", "shadow_out", "shadow_out", "distill", "distill",
-                  "target_in", "target_out"]}
-    )  # fmt: skip
+        {
+            "sample_id": [1, 6, 3, 8, 0, 9, 2, 4],
+            "role": [
+                "shadow_in",
+                "shadow_in",
+                "shadow_out",
+                "shadow_out",
+                "distill",
+                "distill",
+                "target_in",
+                "target_out",
+            ],
+        }
+    )
     return dataset, partition
 
 

@@ -64,8 +64,9 @@ class Api:
     def submit(self, deployment: str, parameters: dict) -> str:
         found = self.deployment(deployment)
         assert found, deployment
-        run = self.call("POST", f"deployments/{found['id']}/create_flow_run",
-                        {"parameters": parameters})  # fmt: skip
+        run = self.call(
+            "POST", f"deployments/{found['id']}/create_flow_run", {"parameters": parameters}
+        )
         return run["id"]
 
     def wait(self, ids: Iterable[str], timeout: float, log: Path) -> dict[str, dict]:
@@ -84,8 +85,11 @@ class Api:
 
 def experiment_commit(repo: Path, name: str) -> str:
     """The git commit of DVC experiment ``name`` (``refs/exps/<baseline>/<name>``)."""
-    refs = sh(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/"], repo,
-              dict(os.environ))  # fmt: skip
+    refs = sh(
+        ["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/"],
+        repo,
+        dict(os.environ),
+    )
     found = [line.split()[1] for line in refs.splitlines() if line.split()[0].endswith("/" + name)]
     assert len(found) == 1, refs
     return found[0]
@@ -125,15 +129,24 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
 
     # Deployed from another host's checkout path: the worker must use its own, read at run time.
     sh([*PREFECT, "work-pool", "create", "seqmia", "--type", "process", "--overwrite"], repo, env)
-    sh([*PREFECT, "--no-prompt", "deploy", "--all"], repo,
-       {**env, "SEQMIA_REPO": str(tmp_path / "deploying-host")})  # fmt: skip
+    sh(
+        [*PREFECT, "--no-prompt", "deploy", "--all"],
+        repo,
+        {**env, "SEQMIA_REPO": str(tmp_path / "deploying-host")},
+    )
     log = tmp_path / "worker.log"
-    worker = start([*PREFECT, "worker", "start", "--pool", "seqmia", "--type", "process"],
-                   repo, {**env, "SEQMIA_REPO": str(repo)}, log)  # fmt: skip
+    worker = start(
+        [*PREFECT, "worker", "start", "--pool", "seqmia", "--type", "process"],
+        repo,
+        {**env, "SEQMIA_REPO": str(repo)},
+        log,
+    )
     pool_runs = {"epochs": {"attack.epochs": 2}, "lr": {"attack.lr": 5e-3}}
     try:  # submitted at once; the deployment's concurrency limit runs them back to back
-        ids = {name: api.submit("experiment/experiment", {"overrides": o, "name": name})
-               for name, o in pool_runs.items()}  # fmt: skip
+        ids = {
+            name: api.submit("experiment/experiment", {"overrides": o, "name": name})
+            for name, o in pool_runs.items()
+        }
         finished = api.wait(ids.values(), 1500, log)
     finally:
         stop_process_group(worker)
@@ -148,7 +161,9 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
     assert sorted(c["name"] for c in children) == sorted(f"{first['name']}-{s}" for s in STAGES)
     assert all(c["state"]["type"] == "COMPLETED" for c in children)
     assert sorted(c["name"] for c in api.children(second["id"])) == [
-        f"{second['name']}-attack", f"{second['name']}-evaluate"]  # fmt: skip
+        f"{second['name']}-attack",
+        f"{second['name']}-evaluate",
+    ]
 
     # --serve registers its own deployment; the pool deployment keeps its pool and limit.
     log = tmp_path / "serve.log"
@@ -161,8 +176,10 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
             time.sleep(1)
         pool = api.deployment("experiment/experiment")
         assert pool["work_pool_name"] == "seqmia" and pool["global_concurrency_limit"]["limit"] == 1
-        ids = {name: api.submit("experiment/experiment-serve", {"overrides": o, "name": name})
-               for name, o in serve_runs.items()}  # fmt: skip
+        ids = {
+            name: api.submit("experiment/experiment-serve", {"overrides": o, "name": name})
+            for name, o in serve_runs.items()
+        }
         finished_served = api.wait(ids.values(), 900, log)
     finally:
         stop_process_group(served)
@@ -185,8 +202,9 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
     sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
     out = sh(
         [sys.executable, "-m", "flows.experiment", "-S", "attack.epochs=2", "--name", "again"],
-        clone, {**env, "SEQMIA_DATA_ROOT": str(elsewhere)},
-    )  # fmt: skip
+        clone,
+        {**env, "SEQMIA_DATA_ROOT": str(elsewhere)},
+    )
     assert stages_run(out) == [], out[-3000:]
     assert sum(f"Stage '{s}' is cached" in out for s in STAGES) == len(STAGES), out[-3000:]
     lock_a = yaml.safe_load(show(repo, experiment_commit(repo, "epochs"), "dvc.lock"))
@@ -199,8 +217,12 @@ def test_an_experiment_stopped_on_one_host_continues_on_another(
 ) -> None:
     remote = tmp_path / "dvc-remote"
     repo = make_repo(tmp_path / "host-a", tiny_params())
-    env = {**prefect_env, "SEQMIA_DATA_ROOT": str(digits_root), "PYTHONPATH": "",
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **prefect_env,
+        "SEQMIA_DATA_ROOT": str(digits_root),
+        "PYTHONPATH": "",
+        "PYTHONUNBUFFERED": "1",
+    }
     sh(["dvc", "remote", "add", "-d", "shared", str(remote)], repo, env)
     sh(["git", "commit", "-qam", "remote"], repo, env)
     experiment = [sys.executable, "-m", "flows.experiment", "-S", "attack.epochs=2"]
@@ -263,10 +285,13 @@ def test_a_stage_gives_the_same_bytes_from_any_data_root_path(
         repo = make_repo(tmp_path / name / "repo", tiny_params())
         env = {**prefect_env, "SEQMIA_DATA_ROOT": str(root), "PYTHONPATH": ""}
         assert stages_run(repro(repo, env, "train").stdout) == ["prepare", "partition", "train"]
-        outputs.append({
-            str(p.relative_to(repo)): p.read_bytes()
-            for p in sorted((repo / "data").rglob("*")) if p.is_file() and p.name != ".gitignore"
-        })  # fmt: skip
+        outputs.append(
+            {
+                str(p.relative_to(repo)): p.read_bytes()
+                for p in sorted((repo / "data").rglob("*"))
+                if p.is_file() and p.name != ".gitignore"
+            }
+        )
         lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
         outputs[-1]["lock"] = json.dumps({s: lock[s]["outs"] for s in lock}).encode()
     assert outputs[0].keys() == outputs[1].keys()

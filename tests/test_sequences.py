@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqmia.attacks.seqmia.sequences import (
+from seqmia.attacks.seqmia.frames import (
     ID_COLUMNS,
     frame_to_arrays,
     metric_columns,

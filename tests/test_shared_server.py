@@ -101,15 +101,20 @@ def _last_log_of_each_run(api_url: str) -> list[str]:
     """The last log message the server holds for each flow run."""
 
     def post(path: str, body: dict) -> list[dict]:
-        request = urllib.request.Request(f"{api_url}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{api_url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     last = []
     for run in post("/flow_runs/filter", {}):
-        logs = post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}},
-                                     "sort": "TIMESTAMP_ASC"})  # fmt: skip
+        logs = post(
+            "/logs/filter",
+            {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "sort": "TIMESTAMP_ASC"},
+        )
         last.append(logs[-1]["message"] if logs else "")
     return last
 
@@ -138,9 +143,11 @@ def test_a_stale_state_file_naming_a_live_process_is_replaced_and_nobody_signall
     monkeypatch.setenv("PREFECT_HOME", str(home))
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        (home / STATE_FILE).write_text(json.dumps(
-            {"url": "http://10.1.2.3:4200/api", "pid": bystander.pid, "since": time.time()}
-        ))  # fmt: skip
+        (home / STATE_FILE).write_text(
+            json.dumps(
+                {"url": "http://10.1.2.3:4200/api", "pid": bystander.pid, "since": time.time()}
+            )
+        )
         url, waited = _server.shared_server_url(timeout=180)
         assert url.startswith("http://127.0.0.1:") and healthy(url) and waited > 0
         assert parse_state((home / STATE_FILE).read_text())["url"] == url
@@ -178,20 +185,25 @@ def test_stages_share_one_server_that_stops_when_idle(
     tmp_path: Path, digits_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "prefect_home"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SEQMIA_"))
-    }  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SEQMIA_"))}
     env.update(
-        PREFECT_HOME=str(home), SEQMIA_SERVER_IDLE=str(IDLE_SECONDS), PYTHONPATH="",
-        SEQMIA_DATA_ROOT=str(digits_root), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_HOME=str(home),
+        SEQMIA_SERVER_IDLE=str(IDLE_SECONDS),
+        PYTHONPATH="",
+        SEQMIA_DATA_ROOT=str(digits_root),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DVC_NO_ANALYTICS="1",
-    )  # fmt: skip
+    )
     repo = make_repo(tmp_path / "repo", tiny_params())
     try:
         out = subprocess.run(
-            ["dvc", "repro", "partition"], cwd=repo, env=env, capture_output=True, text=True,
+            ["dvc", "repro", "partition"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=600,
-        )  # fmt: skip
+        )
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         state = json.loads((home / STATE_FILE).read_text())
         assert _keeper_alive(home) and healthy(state["url"])
@@ -201,9 +213,13 @@ def test_stages_share_one_server_that_stops_when_idle(
 
         # A later stage finds the same server instead of starting another.
         out = subprocess.run(
-            ["python", "-m", "flows.partition"], cwd=repo, env=env, capture_output=True,
-            text=True, timeout=300,
-        )  # fmt: skip
+            ["python", "-m", "flows.partition"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads((home / STATE_FILE).read_text()) == state
         assert _flow_run_names(state["url"]) == ["partition", "partition", "prepare"]

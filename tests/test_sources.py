@@ -14,11 +14,18 @@ import pytest
 from PIL import Image
 
 from seqmia.base.errors import UserError
-from seqmia.config import DATASET_NAMES, FEATURE_DATASETS
 from seqmia.data.readers import DatasetNotFoundError, hash_files
-from seqmia.data.registry import IMAGE_DATASETS, TABULAR_DATASETS, TEXT_DATASETS
+from seqmia.data.registry import (
+    DATASETS,
+    FEATURE_DATASETS,
+    IMAGE_DATASETS,
+    TABULAR_DATASETS,
+    TEXT_DATASETS,
+)
 from seqmia.data.sources import load_dataset, read_idx
 from seqmia.data.tabular import TABULAR, TabularFormatError, parse_tabular_archive
+
+DATASET_NAMES = tuple(DATASETS)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, blob: bytes) -> None:
@@ -48,8 +55,9 @@ def test_dataset_lists_agree():
     assert set(TABULAR) == set(TABULAR_DATASETS)
 
 
-@pytest.mark.parametrize(("name", "member"), [("location", "bangkok"),
-                                              ("purchase100", "dataset_purchase")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "member"), [("location", "bangkok"), ("purchase100", "dataset_purchase")]
+)
 def test_tabular_single_file_layout(tmp_path, name, member):
     labels, feats = _tabular_rows(40, 7, classes=5, seed=1)
     archive = write_publisher_tgz(tmp_path / name / TABULAR[name].archive, member, labels, feats)
@@ -69,8 +77,7 @@ def test_texas_feats_labels_layout(tmp_path):
     archive = tmp_path / "texas100" / "dataset_texas.tgz"
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
-        _add_bytes(tar, "texas/100/feats",
-                   "\n".join(",".join(map(str, r)) for r in feats).encode())  # fmt: skip
+        _add_bytes(tar, "texas/100/feats", "\n".join(",".join(map(str, r)) for r in feats).encode())
         _add_bytes(tar, "texas/100/labels", "\n".join(map(str, labels)).encode())
     data = load_dataset("texas100", tmp_path)
     np.testing.assert_array_equal(data.x, feats)
@@ -102,10 +109,12 @@ def test_missing_feature_dataset_error(tmp_path, name):
 
 
 NEWS = {
-    "train": {"alt.atheism": ["God is a word", "faith and reason"], "sci.space": ["orbit rocket",
-              "rocket launch to orbit", "moon landing"]},
+    "train": {
+        "alt.atheism": ["God is a word", "faith and reason"],
+        "sci.space": ["orbit rocket", "rocket launch to orbit", "moon landing"],
+    },
     "test": {"alt.atheism": ["reason faith word"], "sci.space": ["orbit moon \xe9t\xe9"]},
-}  # fmt: skip
+}
 
 
 def write_bydate_archive(path: Path) -> Path:
@@ -115,8 +124,9 @@ def write_bydate_archive(path: Path) -> Path:
         for split, groups in NEWS.items():
             for group, texts in groups.items():
                 for i, text in enumerate(texts):
-                    _add_bytes(tar, f"20news-bydate-{split}/{group}/{5000 + i}",
-                               text.encode("latin-1"))  # fmt: skip
+                    _add_bytes(
+                        tar, f"20news-bydate-{split}/{group}/{5000 + i}", text.encode("latin-1")
+                    )
     return path
 
 
@@ -144,8 +154,10 @@ def test_news20_vocabulary_comes_from_train_split_only(tmp_path):
 
 def _cifar_batch(n: int, seed: int, label_key: str, classes: int) -> dict:
     rng = np.random.default_rng(seed)
-    return {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-            label_key: rng.integers(0, classes, size=n).tolist()}  # fmt: skip
+    return {
+        "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        label_key: rng.integers(0, classes, size=n).tolist(),
+    }
 
 
 def _dump(path: Path, obj: dict) -> None:
@@ -282,8 +294,11 @@ def test_gtsrb_reads_as_torchvisions_gtsrb_does(tmp_path):
 
     base = write_gtsrb(tmp_path)
     data = load_dataset("gtsrb", tmp_path)
-    expected = [GTSRB(str(base.parent), split=split)[i] for split, n in (("train", 5), ("test", 3))
-                for i in range(n)]  # fmt: skip
+    expected = [
+        GTSRB(str(base.parent), split=split)[i]
+        for split, n in (("train", 5), ("test", 3))
+        for i in range(n)
+    ]
     for row, (img, label) in enumerate(expected):
         np.testing.assert_array_equal(data.x[row], np.asarray(img.resize((32, 32), Image.BILINEAR)))
         assert data.y[row] == label
@@ -325,10 +340,15 @@ def _damage_empty_class(base: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("damage", "said"),
-    [(_damage_truncated, "cannot be decoded"), (_damage_empty, "is empty"),
-     (_damage_missing_image, "line 4"), (_damage_bad_class, "line 3"),
-     (_damage_no_labels, "is missing"), (_damage_empty_class, "holds no .ppm image")],
-)  # fmt: skip
+    [
+        (_damage_truncated, "cannot be decoded"),
+        (_damage_empty, "is empty"),
+        (_damage_missing_image, "line 4"),
+        (_damage_bad_class, "line 3"),
+        (_damage_no_labels, "is missing"),
+        (_damage_empty_class, "holds no .ppm image"),
+    ],
+)
 def test_a_damaged_gtsrb_copy_names_the_file_and_what_is_wrong(tmp_path, damage, said):
     named = damage(write_gtsrb(tmp_path))
     with pytest.raises(UserError) as info:

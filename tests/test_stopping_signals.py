@@ -38,16 +38,22 @@ def partitioned_repo(tmp_path: Path, env: dict[str, str]) -> Path:
 
 @pytest.fixture(scope="module")
 def env(prefect_env: dict[str, str], digits_root: Path) -> dict[str, str]:
-    return {**prefect_env, "SEQMIA_DATA_ROOT": str(digits_root), "PYTHONPATH": "",
-            "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    return {
+        **prefect_env,
+        "SEQMIA_DATA_ROOT": str(digits_root),
+        "PYTHONPATH": "",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
-def _start_and_wait_for(cmd: list[str], repo: Path, env: dict[str, str], log: Path,
-                        line: str, timeout: float = 300) -> subprocess.Popen:  # fmt: skip
+def _start_and_wait_for(
+    cmd: list[str], repo: Path, env: dict[str, str], log: Path, line: str, timeout: float = 300
+) -> subprocess.Popen:
     """Start ``cmd`` in a session of its own, output to ``log``; return once ``line`` is in it."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while line not in log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -78,8 +84,9 @@ def test_sigterm_stops_the_train_stage_and_dvc_repro_recovers(
 ) -> None:
     repo = partitioned_repo
     log = tmp_path / "train.log"
-    proc = _start_and_wait_for([sys.executable, "-m", "flows.train"], repo, env, log,
-                               f"train epoch 2/{EPOCHS}")  # fmt: skip
+    proc = _start_and_wait_for(
+        [sys.executable, "-m", "flows.train"], repo, env, log, f"train epoch 2/{EPOCHS}"
+    )
     signalled = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)  # the stage process this test started
     code = _wait(proc, 60)
@@ -104,8 +111,7 @@ def test_ctrl_c_on_dvc_repro_stops_the_stage_without_writing(
 ) -> None:
     repo = partitioned_repo
     log = tmp_path / "repro.log"
-    proc = _start_and_wait_for(["dvc", "repro", "train"], repo, env, log,
-                               f"train epoch 2/{EPOCHS}")  # fmt: skip
+    proc = _start_and_wait_for(["dvc", "repro", "train"], repo, env, log, f"train epoch 2/{EPOCHS}")
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the group this test started
     code = _wait(proc, 60)
     output = log.read_text()

@@ -11,16 +11,9 @@ import torch.nn.functional as F
 
 from seqmia.base.runtime import resolve_precision
 from seqmia.models.architectures import build_model
-from seqmia.training.loop import (
-    EpochStats,
-    Recipe,
-    cosine_lr,
-    fit,
-    lr_for_epoch,
-    random_crop_flip,
-    soft_cross_entropy,
-)
-from seqmia.training.optim import decay_groups, step_lr
+from seqmia.training.distill import distillation_loss, soft_cross_entropy, teacher_class
+from seqmia.training.loop import EpochRecord, FitOptions, fit, random_crop_flip
+from seqmia.training.recipe import Recipe, cosine_lr, decay_groups, lr_for_epoch, step_lr
 
 
 def simulate_step_lr(lr, step_size, gamma, min_lr, epochs):
@@ -168,7 +161,9 @@ def _fresh_model(seed=0):
     return build_model("small_cnn", (3, 8, 8), 10, torch.Generator().manual_seed(seed))
 
 
-def _train(targets=None, seed=1, on_epoch=None, recipe=RECIPE, model=None, precision="fp32"):
+def _train(
+    targets=None, seed=1, on_epoch=None, recipe=RECIPE, model=None, precision="fp32", **loss
+):
     x, y = _data()
     return fit(
         _fresh_model() if model is None else model,
@@ -177,8 +172,8 @@ def _train(targets=None, seed=1, on_epoch=None, recipe=RECIPE, model=None, preci
         recipe,
         torch.Generator().manual_seed(seed),
         on_epoch=on_epoch,
-        augment=True,
-        precision=precision,
+        options=FitOptions(augment=True, precision=precision),
+        **loss,
     )
 
 
@@ -210,7 +205,7 @@ def test_fit_changes_weights_and_ends_in_eval_mode():
 
 
 def test_fit_calls_on_epoch_once_per_epoch():
-    seen: list[tuple[EpochStats, torch.nn.Module]] = []
+    seen: list[tuple[EpochRecord, torch.nn.Module]] = []
     model = _train(on_epoch=lambda stats, m: seen.append((stats, m)))
     assert [s.epoch for s, _ in seen] == [1, 2]
     assert all(m is model for _, m in seen)
@@ -219,16 +214,25 @@ def test_fit_calls_on_epoch_once_per_epoch():
     assert all(0.0 <= s.accuracy <= 1.0 for s, _ in seen)
 
 
-def test_fit_with_soft_targets():
+def test_fit_with_soft_targets_and_the_distillation_loss():
     g = torch.Generator().manual_seed(7)
     soft = torch.softmax(torch.randn(40, 10, generator=g), dim=1)
-    seen: list[EpochStats] = []
+    seen: list[EpochRecord] = []
     untrained = _fresh_model()
-    a = _train(targets=soft, model=copy.deepcopy(untrained), on_epoch=lambda s, m: seen.append(s))
-    b = _train(targets=soft, model=copy.deepcopy(untrained))
+    distilled = {"loss": distillation_loss(2.0), "target_class": teacher_class}
+    a = _train(
+        targets=soft,
+        model=copy.deepcopy(untrained),
+        on_epoch=lambda s, m: seen.append(s),
+        **distilled,
+    )
+    b = _train(targets=soft, model=copy.deepcopy(untrained), **distilled)
     assert _same_state(a, b)
     assert len(seen) == 2 and all(math.isfinite(s.loss) for s in seen)
     assert not _same_state(untrained, a)
+    # the soft labels, not their argmax, are what the student learns from
+    hard = _train(targets=soft.argmax(dim=1), model=copy.deepcopy(untrained))
+    assert not _same_state(hard, a)
 
 
 def test_bf16_autocast_trains_float32_weights_reproducibly():

@@ -24,18 +24,19 @@ import torch
 import yaml
 from torch.export.pt2_archive._package import PT2ArchiveReader, PT2ArchiveWriter
 
-from seqmia.config import ParamsError, params_from_dict
 from seqmia.models.architectures import build_model
+from seqmia.params.schema import ParamsError
 from seqmia.params.target import TargetParams
+from seqmia.params.whole import params_from_dict
 from seqmia.target.checkpoint import (
-    CheckpointError,
     ExportedTarget,
     load_given_target,
     load_target,
     query_given_target,
     target_input,
-    target_preprocessing,
 )
+from seqmia.target.files import CheckpointError
+from tasks import sections
 from tests.conftest import REPO
 
 OPT_IN = "target.run_code_in_exported_program"
@@ -121,8 +122,11 @@ def opaque_constant(records: Records, marker: Path) -> None:
     ``pickle.loads``."""
     config = json.loads(records[CONSTANTS_CONFIG])
     config["config"]["payload"] = {
-        "path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None,
-    }  # fmt: skip
+        "path_name": "opaque_obj_0",
+        "is_param": False,
+        "use_pickle": True,
+        "tensor_meta": None,
+    }
     records["data/constants/opaque_obj_0"] = pickle.dumps(
         Payload(marker, "__import__('torch').zeros(1)")
     )
@@ -168,9 +172,12 @@ def given(checkpoint: str, opt_in: bool) -> dict:
     """The raw params with a checkpoint target ``checkpoint`` and the opt-in key ``opt_in``."""
     raw = raw_params()
     raw["target"].update(
-        source="checkpoint", checkpoint=checkpoint, members="target/members.txt",
-        nonmembers="target/nonmembers.txt", run_code_in_exported_program=opt_in,
-    )  # fmt: skip
+        source="checkpoint",
+        checkpoint=checkpoint,
+        members="target/members.txt",
+        nonmembers="target/nonmembers.txt",
+        run_code_in_exported_program=opt_in,
+    )
     return raw
 
 
@@ -179,17 +186,20 @@ def target_params(checkpoint: str, opt_in: bool) -> TargetParams:
     would refuse the ``.pt2`` before the loader is reached)."""
     base = params_from_dict(raw_params()).target
     return dataclasses.replace(
-        base, source="checkpoint", checkpoint=checkpoint, members="target/members.txt",
-        nonmembers="target/nonmembers.txt", run_code_in_exported_program=opt_in,
-    )  # fmt: skip
+        base,
+        source="checkpoint",
+        checkpoint=checkpoint,
+        members="target/members.txt",
+        nonmembers="target/nonmembers.txt",
+        run_code_in_exported_program=opt_in,
+    )
 
 
 def load_as_a_stage(root: Path, checkpoint: str, opt_in: bool) -> torch.nn.Module:
     """``load_given_target`` as the partition, train and distill stages call it."""
     train = params_from_dict(raw_params()).train
-    return load_given_target(
-        root, target_params(checkpoint, opt_in), train, tiny_dataset(), torch.device("cpu")
-    )
+    given = sections.given_target(target_params(checkpoint, opt_in), train, root)
+    return load_given_target(given, tiny_dataset(), torch.device("cpu"))
 
 
 def load_directly(archive: Path) -> torch.nn.Module:
@@ -266,9 +276,11 @@ def test_trusted_exported_program_loads_with_the_opt_in(tmp_path: Path) -> None:
     params_from_dict(given("target/model.pt2", opt_in=True))
     loaded = load_as_a_stage(tmp_path, "target/model.pt2", opt_in=True)
     assert isinstance(loaded, ExportedTarget)
-    target, dataset, ids = target_params("target/model.pt2", True), tiny_dataset(), np.arange(6)
+    train = params_from_dict(raw_params()).train
+    target = sections.given_target(target_params("target/model.pt2", True), train, tmp_path)
+    dataset, ids = tiny_dataset(), np.arange(6)
     with torch.no_grad():
-        expected = model(target_input(dataset, ids, target_preprocessing(target)))
+        expected = model(target_input(dataset, ids, target.preprocessing))
     assert torch.allclose(query_given_target(target, dataset, loaded, ids, batch=4), expected)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from seqmia.attacks.scoring import Scored, ScoringInputs, per_reference
+from seqmia.base.roc import best_threshold
 from seqmia.base.seeding import derive_seed
 from seqmia.data.partition import part_ids, stratified_counts
 
@@ -31,8 +33,8 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
 
     logits: (N, C); labels: (N,) int. Returns (N,) float64.
     """
-    z = torch.from_numpy(np.asarray(logits, dtype=np.float64))
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))[:, None]
+    z = torch.from_numpy(np.array(logits, dtype=np.float64))
+    y = torch.from_numpy(np.array(labels, dtype=np.int64))[:, None]
     z_y = z.gather(1, y).squeeze(1)
     others = z.scatter(1, y, float("-inf"))
     return (z_y - torch.logsumexp(others, dim=1)).numpy()
@@ -108,6 +110,27 @@ def offline_scores(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / counts, np.nan)
     return (np.asarray(phi, dtype=np.float64) - mean) / max(sd, 1e-12)
+
+
+def score_lira_offline(inputs: ScoringInputs, name: str) -> dict[str, Scored]:
+    """Offline LiRA scores of the target's samples and a decision threshold.
+
+    The OUT spread and the threshold come from the attacker's side only: the shadow model's
+    samples, each scored against the reference models that left it out; shadow samples without
+    an OUT reference are skipped.
+    """
+    phi = {}
+    ref_phi = {}
+    for role, data in (("target", inputs.target), ("shadow", inputs.shadow)):
+        phi[role] = logit_scaled_confidence(data.logits, data.labels)  # (N,)
+        ref_phi[role] = per_reference(logit_scaled_confidence, data.ref_logits, data.labels)
+    shadow = inputs.shadow
+    sd = out_sd(ref_phi["shadow"], shadow.ref_out)
+    shadow_scores = offline_scores(phi["shadow"], ref_phi["shadow"], shadow.ref_out, sd)
+    testable = ~np.isnan(shadow_scores)
+    threshold = best_threshold(shadow_scores[testable], np.asarray(shadow.members)[testable])
+    scores = offline_scores(phi["target"], ref_phi["target"], inputs.target.ref_out, sd)
+    return {name: Scored(scores, threshold)}
 
 
 def reference_logits_table(

@@ -12,27 +12,36 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from seqmia.attacks.scoring import Scored, ScoringInputs
 from seqmia.attacks.seqmia.metrics import compute_metrics, log_posteriors
-from seqmia.audit.roc import best_threshold
-
-# Metric name and sign that makes "higher = member".
-METRIC_ATTACKS: dict[str, tuple[str, float]] = {
-    "loss": ("loss", -1.0),
-    "max_confidence": ("max", 1.0),
-    "entropy": ("entropy", -1.0),
-    "m_entropy": ("m_entropy", -1.0),
-}
+from seqmia.base.roc import best_threshold
 
 
-def metric_attack_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Scores (N,) of every metric attack from final-model logits (N, C) and labels (N,)."""
-    metrics = [METRIC_ATTACKS[name][0] for name in METRIC_ATTACKS]
+def metric_scores(logits: np.ndarray, labels: np.ndarray, metric: str, sign: float) -> np.ndarray:
+    """``sign`` times metric ``metric`` (a ``METRICS`` name) of final-model logits (N, C) and
+    labels (N,): (N,) float64, higher = member when ``sign`` says which way the metric goes."""
     values = compute_metrics(
-        torch.from_numpy(np.asarray(logits, dtype=np.float64)),
-        torch.from_numpy(np.asarray(labels, dtype=np.int64)),
-        metrics,
-    ).numpy()  # (N, len(METRIC_ATTACKS))
-    return {name: sign * values[:, j] for j, (name, (_, sign)) in enumerate(METRIC_ATTACKS.items())}
+        torch.from_numpy(np.array(logits, dtype=np.float64)),
+        torch.from_numpy(np.array(labels, dtype=np.int64)),
+        [metric],
+    ).numpy()  # (N, 1)
+    return sign * values[:, 0]
+
+
+def score_metric_attack(
+    inputs: ScoringInputs, name: str, metric: str, sign: float
+) -> dict[str, Scored]:
+    """The metric attack ``name``: its target scores with a threshold calibrated on the shadow
+    model's samples, and its class-conditional twin ``<name>_cc`` (one threshold per class,
+    calibrated likewise; its scores are distances past the threshold, so 0 decides)."""
+    target, shadow = inputs.target, inputs.shadow
+    t_scores = metric_scores(target.logits, target.labels, metric, sign)
+    s_scores = metric_scores(shadow.logits, shadow.labels, metric, sign)
+    per_class = class_thresholds(s_scores, shadow.labels, shadow.members, inputs.num_classes)
+    return {
+        name: Scored(t_scores, best_threshold(s_scores, shadow.members)),
+        f"{name}_cc": Scored(class_conditional_scores(t_scores, target.labels, per_class), 0.0),
+    }
 
 
 def class_thresholds(
@@ -62,7 +71,7 @@ def class_conditional_scores(
 
 def topk_posteriors(logits: np.ndarray, k: int) -> np.ndarray:
     """The k largest posterior probabilities, descending: (N, C) logits -> (N, min(k, C))."""
-    probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=1).numpy()
+    probs = torch.softmax(torch.from_numpy(np.array(logits, dtype=np.float64)), dim=1).numpy()
     return -np.sort(-probs, axis=1)[:, :k]
 
 

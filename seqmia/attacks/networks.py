@@ -1,23 +1,16 @@
-"""Stage 4: attack models (SeqMIA's attention-based RNN and its ablations) and their training."""
+"""Stage 4: the attack models (SeqMIA's attention-based RNN, its ablations and the MLPs of the
+trained baselines), their input scaling and their membership scores."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from seqmia.attacks.architectures import ATTACKS, INPUT_TRANSFORMS, SELECTIONS
-from seqmia.audit.roc import auc, roc_curve
-from seqmia.base.errors import UserError
-from seqmia.training.recipe import Recipe, lr_for_epoch, make_optimizer
-
-__all__ = ["Recipe", "make_optimizer", "train_attack"]  # the recipe lives in seqmia.training.recipe
+from seqmia.attacks.architectures import ATTACKS, INPUT_TRANSFORMS
 
 
 class SequenceAttack(nn.Module):
@@ -202,18 +195,6 @@ def fit_scaler(
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class AttackEpoch:
-    """One epoch of attack training, for logs and the history plot."""
-
-    epoch: int
-    loss: float
-    train_accuracy: float
-    val_auc: float
-    lr: float
-    seconds: float
-
-
 @torch.no_grad()
 def member_log_odds(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
     """Membership score of each input: logit(member) - logit(non-member), float64.
@@ -240,95 +221,3 @@ def ensemble_log_odds(scores: list[np.ndarray]) -> np.ndarray:
     if not scores:
         raise ValueError("an ensemble needs at least one member")
     return np.mean(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), axis=0)
-
-
-class AttackStopped(Exception):
-    """``train_attack`` stopped early because its ``should_stop`` callback said so."""
-
-
-def train_attack(
-    model: nn.Module,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_val: torch.Tensor,
-    y_val: torch.Tensor,
-    recipe: Recipe,
-    generator: torch.Generator,
-    on_epoch: Callable[[AttackEpoch], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    *,
-    selection: str,
-) -> tuple[nn.Module, list[AttackEpoch], int]:
-    """Train on (x_train (N, T, k), y_train (N,) 0/1); select on the held-out shadow split.
-
-    Returns the model (weights of the selected epoch), the per-epoch history and the selected
-    1-based epoch. ``selection``: "best_val_auc" keeps the epoch of the highest held-out AUC,
-    "last" the final epoch, as the official code does.
-    ``should_stop()`` is asked before every batch; when it returns True, ``AttackStopped`` is
-    raised (a sibling attack of the same stage failed, so finishing would only waste time).
-    """
-    if selection not in SELECTIONS:
-        raise ValueError(f"unknown selection {selection!r}; choose from {list(SELECTIONS)}")
-    device = next(model.parameters()).device
-    x_train, y_train = x_train.to(device), y_train.to(device)
-    optimizer = make_optimizer(model, recipe)
-    y_val_np = y_val.cpu().numpy()
-    history: list[AttackEpoch] = []
-    best_auc, best_epoch, best_state = -1.0, recipe.epochs, None
-    n = x_train.shape[0]
-    for epoch in range(recipe.epochs):
-        lr = lr_for_epoch(recipe, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(device)
-        total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
-        for start in range(0, n, recipe.batch_size):
-            if should_stop is not None and should_stop():
-                raise AttackStopped(f"stopped at epoch {epoch + 1}; nothing returned")
-            idx = order[start : start + recipe.batch_size]
-            logits = model(x_train[idx])
-            loss = F.cross_entropy(logits, y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(1) == y_train[idx]).sum()
-        val_auc = auc(roc_curve(member_log_odds(model, x_val), y_val_np))
-        record = AttackEpoch(
-            epoch=epoch + 1,
-            loss=float(total) / n,
-            train_accuracy=float(correct) / n,
-            val_auc=val_auc,
-            lr=lr,
-            seconds=time.perf_counter() - started,
-        )
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if selection == "best_val_auc" and val_auc > best_auc:
-            best_auc, best_epoch = val_auc, epoch + 1
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return model, history, best_epoch
-
-
-def split_holdout(members: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of row indices into (train, validation) for labels ``members`` (N,)."""
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for value in (0, 1):
-        rows = rng.permutation(np.flatnonzero(members == value))
-        cut = int(round(fraction * len(rows)))
-        if not 0 < cut < len(rows):  # an empty side would fail only after the first epoch
-            raise UserError(
-                f"val_fraction {fraction} holds out {cut} of the {len(rows)} shadow "
-                f"{'members' if value else 'non-members'}; it must hold out at least one and "
-                "leave at least one: change val_fraction or the partition sizes"
-            )
-        val.append(rows[:cut])
-        train.append(rows[cut:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))

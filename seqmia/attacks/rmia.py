@@ -20,15 +20,18 @@ import dataclasses
 import numpy as np
 import torch
 
+from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_reference
 from seqmia.attacks.seqmia.metrics import log_posteriors
-from seqmia.audit.roc import auc, best_threshold, roc_curve
+from seqmia.base.roc import auc, best_threshold, roc_curve
 from seqmia.base.seeding import derive_seed
 
 
 def true_class_log_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """log p_y from logits (N, C) and labels (N,), in float64 (accurate near p_y = 1): (N,)."""
     log_p = log_posteriors(torch.from_numpy(np.array(logits, dtype=np.float64)))
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))[:, None]
+    y = torch.from_numpy(np.array(labels, dtype=np.int64))[
+        :, None
+    ]  # a copy: labels may be read-only
     return log_p.gather(1, y).squeeze(1).numpy()
 
 
@@ -135,7 +138,43 @@ def rmia_attack(
     best_a = max(offline_a, key=lambda a: shadow_auc[a])  # first of equals
     threshold = best_threshold(shadow.scores(best_a, gamma)[testable], members[testable])
     chosen = {
-        "offline_a": best_a, "gamma": gamma, "population": len(shadow.log_p_z),
+        "offline_a": best_a,
+        "gamma": gamma,
+        "population": len(shadow.log_p_z),
         "shadow_auc": shadow_auc[best_a],
-    }  # fmt: skip
+    }
     return target.scores(best_a, gamma), threshold, chosen
+
+
+def true_class_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """p_y of logits (N, C) and labels (N,): (N,) float64."""
+    return np.exp(true_class_log_prob(logits, labels))
+
+
+def role_inputs(data: RoleData, p_z_refs: np.ndarray) -> RmiaInputs:
+    """A role's side of the test from its samples and the population's p(z|ref_k) (Z, K)."""
+    return RmiaInputs(
+        log_p_x=true_class_log_prob(data.logits, data.labels),
+        p_x_refs=per_reference(true_class_prob, data.ref_logits, data.labels),
+        x_out_mask=data.ref_out,
+        p_z_refs=p_z_refs,
+        log_p_z=data.population_log_p,
+    )
+
+
+def score_rmia_offline(inputs: ScoringInputs, name: str) -> dict[str, Scored]:
+    """Offline RMIA (``rmia_attack``) with the settings of params section ``rmia``
+    (``offline_a``: the candidates for a, ``gamma``)."""
+    settings = inputs.settings[name]
+    scores, threshold, chosen = rmia_attack(
+        role_inputs(inputs.target, inputs.population_ref_p),
+        role_inputs(inputs.shadow, inputs.population_ref_p),
+        inputs.shadow.members,
+        settings["offline_a"],
+        settings["gamma"],
+    )
+    line = (
+        f"{name}: a = {chosen['offline_a']:g} (shadow AUC {chosen['shadow_auc']:.4f}), "
+        f"gamma {chosen['gamma']:g}, {chosen['population']} population samples"
+    )
+    return {name: Scored(scores, threshold, chosen=chosen, log=(line,))}

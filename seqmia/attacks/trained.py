@@ -1,5 +1,6 @@
-"""Shadow-trained baselines: their inputs from a role's sequences and final logits, and their
-fits (side by side in one-thread worker processes), which then score the target samples."""
+"""Shadow-trained attacks: their inputs from a role's sequences and final logits (the feature
+makers that ``seqmia.attacks.registry`` names), and their fits (side by side in one-thread worker
+processes), which then score the target samples."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pandas as pd
 
 from seqmia.attacks.fit import fit_attack
 from seqmia.attacks.metric import topk_log_posteriors
-from seqmia.attacks.registry import BaselineSpec
-from seqmia.attacks.seqmia.sequences import frame_to_arrays, metric_columns
-from seqmia.base.side_by_side import run_side_by_side, stop_requested
+from seqmia.attacks.registry import TrainedSpec
+from seqmia.attacks.seqmia.frames import frame_to_arrays, metric_columns
+from seqmia.base.side_by_side import run_side_by_side
+from seqmia.base.stopping import stop_requested
 from seqmia.training.recipe import Recipe
 
 
@@ -37,23 +39,39 @@ def role_inputs(sequences: pd.DataFrame, final_logits: pd.DataFrame) -> RoleInpu
     return RoleInputs(samples, arrays, metrics, logits)
 
 
-def baseline_features(spec: BaselineSpec, inputs: RoleInputs, topk: int) -> np.ndarray:
+# The feature makers the registry names: (a role's inputs, top-k, the spec's metric) -> features.
+
+
+def topk(inputs: RoleInputs, k: int, metric: str | None = None) -> np.ndarray:
+    """The log of the final model's sorted top-k posteriors: (N, k)."""
+    return topk_log_posteriors(inputs.logits, k)
+
+
+def loss_trajectory(inputs: RoleInputs, k: int, metric: str | None = None) -> np.ndarray:
+    """The loss of every snapshot and of the final model: (N, T)."""
+    return inputs.sequences[:, :, inputs.metrics.index("loss")]
+
+
+def sequences(inputs: RoleInputs, k: int, metric: str | None = None) -> np.ndarray:
+    """Every metric sequence: (N, T, k)."""
+    return inputs.sequences
+
+
+def one_metric(inputs: RoleInputs, k: int, metric: str | None = None) -> np.ndarray:
+    """The sequence of ``metric`` alone: (N, T, 1)."""
+    return inputs.sequences[:, :, [inputs.metrics.index(metric)]]
+
+
+def baseline_features(spec: TrainedSpec, inputs: RoleInputs, k: int) -> np.ndarray:
     """The attack input of every sample for ``spec``: (N, d) or (N, T, k)."""
-    if spec.features == "topk":
-        return topk_log_posteriors(inputs.logits, topk)
-    if spec.features == "loss_trajectory":
-        return inputs.sequences[:, :, inputs.metrics.index("loss")]  # (N, T)
-    if spec.features == "sequences":
-        return inputs.sequences
-    metric = spec.features.removeprefix("metric:")
-    return inputs.sequences[:, :, [inputs.metrics.index(metric)]]  # (N, T, 1)
+    return spec.model.features(inputs, k, spec.metric)
 
 
 @dataclasses.dataclass(frozen=True)
 class BaselineJob:
     """Everything one baseline's fit needs, so that it can run in a worker process."""
 
-    spec: BaselineSpec
+    spec: TrainedSpec
     recipe: Recipe
     shadow: RoleInputs
     target: RoleInputs
@@ -79,16 +97,25 @@ def fit_baseline(job: BaselineJob) -> BaselineResult:
     spec = job.spec
     x = baseline_features(spec, job.shadow, job.topk)
     started = time.perf_counter()
+    model = spec.model
     fit = fit_attack(
-        x, job.shadow.samples["member"].to_numpy(), spec.architecture, job.recipe, job.seed,
-        job.val_fraction, ("baseline", spec.name), hidden_size=job.hidden_size,
-        mlp_widths=spec.mlp_widths, device=job.device, should_stop=stop_requested,
-    )  # fmt: skip
+        x,
+        job.shadow.samples["member"].to_numpy(),
+        model.architecture,
+        job.recipe,
+        job.seed,
+        job.val_fraction,
+        ("baseline", spec.name),
+        hidden_size=job.hidden_size,
+        mlp_widths=model.mlp_widths,
+        device=job.device,
+        should_stop=stop_requested,
+    )
     seconds = time.perf_counter() - started
     summary = {
-        "architecture": spec.architecture,
+        "architecture": model.architecture,
         "features": spec.features,
-        "recipe": spec.recipe,
+        "recipe": model.recipe,
         "input_shape": list(x.shape[1:]),
         "selected_epoch": fit.selected,
         "val_auc": fit.val_auc,
@@ -98,7 +125,7 @@ def fit_baseline(job: BaselineJob) -> BaselineResult:
 
 
 def fit_baselines(
-    specs: list[BaselineSpec],
+    specs: list[TrainedSpec],
     recipes: dict[str, Recipe],
     shadow: RoleInputs,
     target: RoleInputs,
@@ -110,7 +137,7 @@ def fit_baselines(
     device: str,
     workers: int,
 ) -> list[BaselineResult]:
-    """Fit every baseline of ``specs`` (recipe by ``spec.recipe``), in order of ``specs``.
+    """Fit every baseline of ``specs`` (``recipes`` by recipe section), in order of ``specs``.
 
     On a CPU they train side by side in up to ``workers`` one-thread processes, recurrent
     models first (the longest); each result is bit-identical to fitting it alone with one
@@ -118,9 +145,17 @@ def fit_baselines(
     """
     jobs = [
         BaselineJob(
-            s, recipes[s.recipe], shadow, target, seed, val_fraction, hidden_size, topk, str(device)
-        )  # fmt: skip
+            s,
+            recipes[s.model.recipe],
+            shadow,
+            target,
+            seed,
+            val_fraction,
+            hidden_size,
+            topk,
+            str(device),
+        )
         for s in specs
     ]
-    order = sorted(range(len(specs)), key=lambda i: specs[i].architecture == "mlp")
+    order = sorted(range(len(specs)), key=lambda i: specs[i].model.architecture == "mlp")
     return run_side_by_side(fit_baseline, jobs, workers if str(device) == "cpu" else 1, order)

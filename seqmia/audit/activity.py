@@ -29,8 +29,10 @@ def relu_activity(model: nn.Module, x: torch.Tensor) -> list[ReluActivity]:
     """
     outputs: dict[int, torch.Tensor] = {}
     relus = [(i, m) for i, m in enumerate(model.modules()) if isinstance(m, nn.ReLU)]
-    hooks = [m.register_forward_hook(lambda _m, _in, out, i=i: outputs.__setitem__(i, out))
-             for i, m in relus]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda _m, _in, out, i=i: outputs.__setitem__(i, out))
+        for i, m in relus
+    ]
     try:
         model.eval()(x)
     finally:

@@ -12,43 +12,25 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from seqmia.audit.roc import Roc, auc, tpr_at_fpr  # noqa: E402
+from seqmia.attacks.registry import family_of  # noqa: E402
 from seqmia.base.artifacts import atomic_path  # noqa: E402
-
-HEADLINE = "seqmia"
-
-
-def attack_family(name: str) -> str:
-    """The family an attack belongs to, for choosing the headline curves.
-
-    SeqMIA itself; its ablations (``seqmia_*``); TrajectoryMIA; the posterior-NN attack; the
-    reference-model attacks (LiRA, RMIA); the metric attacks at the final model (the rest).
-    """
-    if name == HEADLINE:
-        return "seqmia"
-    if name.startswith("seqmia_"):
-        return "seqmia ablation"
-    if name.startswith("trajectory"):
-        return "trajectory"
-    if name.startswith("nn_"):
-        return "posterior nn"
-    if name.startswith(("lira", "rmia")):
-        return "reference models"
-    return "final-model metric"
+from seqmia.base.roc import Roc, auc, tpr_at_fpr  # noqa: E402
 
 
 def split_panels(curves: Mapping[str, Roc]) -> tuple[list[str], list[str]]:
-    """(headline, ablations): SeqMIA plus the attack of highest AUC in each other family;
-    SeqMIA plus its ablations. Names keep the order of ``curves``."""
+    """(headline, ablations): SeqMIA plus the attack of highest AUC in each other family of the
+    registry; SeqMIA plus its ablations. Names keep the order of ``curves``; a name the registry
+    does not know fails (``family_of``)."""
+    families = {name: family_of(name) for name in curves}
     best: dict[str, str] = {}
     for name, roc in curves.items():
-        family = attack_family(name)
-        if family == "seqmia ablation":
+        family = families[name]
+        if family == "seqmia_ablation":
             continue
         if family not in best or auc(roc) > auc(curves[best[family]]):
             best[family] = name
     headline = [n for n in curves if n in best.values()]
-    ablations = [n for n in curves if attack_family(n) in ("seqmia", "seqmia ablation")]
+    ablations = [n for n in curves if families[n] in ("seqmia", "seqmia_ablation")]
     return headline, ablations
 
 
@@ -61,18 +43,21 @@ def _panel(ax, curves: Mapping[str, Roc], names: list[str], floor: float, title:
     grid = np.logspace(np.log10(floor), 0, 50)
     ax.plot(grid, grid, color="grey", linestyle=":", linewidth=1, label="chance")
     for i, name in enumerate(names):
-        roc = curves[name]
+        roc, headline = curves[name], family_of(name) == "seqmia"
         label = (
             f"{name}  AUC {auc(roc):.3f}  TPR@0.1% {tpr_at_fpr(roc, 1e-3):.3f}"
             f"  @1% {tpr_at_fpr(roc, 1e-2):.3f}"
         )
         # Steps, not straight segments: the conservative reading of the curve.
         ax.step(
-            np.maximum(roc.fpr, floor / 2), np.maximum(roc.tpr, 1e-5), where="post", label=label,
-            color="black" if name == HEADLINE else _COLOURS[i % len(_COLOURS)],
-            linestyle="-" if name == HEADLINE else _STYLES[(i // 2) % len(_STYLES)],
-            linewidth=2.4 if name == HEADLINE else 1.4,
-        )  # fmt: skip
+            np.maximum(roc.fpr, floor / 2),
+            np.maximum(roc.tpr, 1e-5),
+            where="post",
+            label=label,
+            color="black" if headline else _COLOURS[i % len(_COLOURS)],
+            linestyle="-" if headline else _STYLES[(i // 2) % len(_STYLES)],
+            linewidth=2.4 if headline else 1.4,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(floor / 2, 1.0)

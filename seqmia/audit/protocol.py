@@ -1,5 +1,5 @@
-"""The evaluation protocol: which attacks score the target model's samples, how each is
-calibrated, and the ``eval/metrics.json`` report of them all.
+"""The evaluation protocol: every attack of the registry (``seqmia.attacks.registry``) scores
+the target model's samples, and ``eval/metrics.json`` reports them all.
 
 Every decision threshold comes from the attacker's side (the shadow model, or fixed in advance);
 the target's membership labels only score the attacks. Scores are "higher = member".
@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from seqmia.attacks.lira import logit_scaled_confidence, offline_scores, out_sd
-from seqmia.attacks.metric import class_conditional_scores, class_thresholds, metric_attack_scores
-from seqmia.attacks.networks import InputScaler, build_attack, ensemble_log_odds, member_log_odds
-from seqmia.attacks.rmia import RmiaInputs, population_rows, rmia_attack, true_class_log_prob
-from seqmia.attacks.seqmia.sequences import frame_to_arrays
-from seqmia.audit.roc import (
+from seqmia.attacks.registry import ATTACKS
+from seqmia.attacks.rmia import population_rows, true_class_log_prob, true_class_prob
+from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_reference
+from seqmia.attacks.seqmia.frames import frame_to_arrays
+from seqmia.base.roc import (
     Roc,
     attack_report,
-    best_threshold,
     bootstrap_intervals,
     interpolated_tpr_at_fpr,
     roc_curve,
 )
 from seqmia.base.seeding import derive_seed
-from seqmia.params.partition import ROLES
+from seqmia.data.parts import ROLES
 
 # Model accuracies copied from each model's report into ``eval/metrics.json``.
 ACCURACIES = ("train_accuracy", "test_accuracy")
@@ -59,93 +57,6 @@ def reference_logits(
         logits.append(logit_array(frame))
         out.append(~frame["in_training"].to_numpy(bool))
     return np.stack(logits, axis=1), np.stack(out, axis=1)
-
-
-def per_reference(
-    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    logits: np.ndarray,
-    labels: np.ndarray,
-) -> np.ndarray:
-    """``statistic(logits (N, C), labels (N,)) -> (N,)`` under each of K reference models:
-    logits (N, K, C) -> (N, K)."""
-    return np.stack([statistic(logits[:, k], labels) for k in range(logits.shape[1])], axis=1)
-
-
-def true_class_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """p_y of logits (N, C) and labels (N,): (N,) float64."""
-    return np.exp(true_class_log_prob(logits, labels))
-
-
-def seqmia_log_odds(
-    summary: dict, weights: Sequence[dict[str, torch.Tensor]], sequences: np.ndarray
-) -> np.ndarray:
-    """Membership log-odds (N,) of the SeqMIA attack (the mean over its ensemble's members) on
-    sequences (N, T, k), from the attack stage's summary and each member's weights."""
-    log_mask = summary.get("scaler_log_mask")
-    scaler = InputScaler(
-        np.array(summary["scaler_shift"]), np.array(summary["scaler_scale"]),
-        None if log_mask is None else np.array(log_mask, dtype=bool),
-    )  # fmt: skip
-    x = scaler(sequences)
-    scores = []
-    for state in weights:
-        model = build_attack(
-            summary["architecture"], sequences.shape[1:], summary["hidden_size"],
-            summary["num_layers"],
-        )  # fmt: skip
-        model.load_state_dict(state)
-        scores.append(member_log_odds(model, x))
-    return ensemble_log_odds(scores)
-
-
-def metric_attacks(
-    target_logits: np.ndarray,
-    target_labels: np.ndarray,
-    shadow_logits: np.ndarray,
-    shadow_labels: np.ndarray,
-    shadow_members: np.ndarray,
-    num_classes: int,
-) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Target scores (N,) and decision thresholds of the metric attacks, raw and
-    class-conditional (``<name>_cc``, whose threshold is 0 by construction).
-
-    target_logits (N, C), target_labels (N,); every threshold is calibrated on the shadow
-    model's M samples: shadow_logits (M, C), shadow_labels and shadow_members (M,).
-    """
-    t_scores = metric_attack_scores(target_logits, target_labels)
-    s_scores = metric_attack_scores(shadow_logits, shadow_labels)
-    scores, thresholds = {}, {}
-    for name in t_scores:
-        scores[name] = t_scores[name]
-        thresholds[name] = best_threshold(s_scores[name], shadow_members)
-        per_class = class_thresholds(s_scores[name], shadow_labels, shadow_members, num_classes)
-        scores[f"{name}_cc"] = class_conditional_scores(t_scores[name], target_labels, per_class)
-        thresholds[f"{name}_cc"] = 0.0
-    return scores, thresholds
-
-
-def lira_attack(
-    phi_target: np.ndarray,
-    ref_phis: np.ndarray,
-    ref_out: np.ndarray,
-    phi_shadow: np.ndarray,
-    shadow_ref_phis: np.ndarray,
-    shadow_ref_out: np.ndarray,
-    shadow_members: np.ndarray,
-) -> tuple[np.ndarray, float]:
-    """Offline LiRA scores (N,) of the target's samples and a decision threshold.
-
-    phi_target: (N,) phi under the audited model; ref_phis, ref_out: (N, K) phi under each
-    reference model and whether it left the sample out. The OUT spread and the threshold come
-    from the attacker's side only: the shadow model's M samples (phi_shadow (M,),
-    shadow_ref_phis and shadow_ref_out (M, K), shadow_members (M,) 0/1), each scored against the
-    reference models that left it out; shadow samples without an OUT reference are skipped.
-    """
-    sd = out_sd(shadow_ref_phis, shadow_ref_out)
-    shadow_scores = offline_scores(phi_shadow, shadow_ref_phis, shadow_ref_out, sd)
-    testable = ~np.isnan(shadow_scores)
-    threshold = best_threshold(shadow_scores[testable], np.asarray(shadow_members)[testable])
-    return offline_scores(phi_target, ref_phis, ref_out, sd), threshold
 
 
 def attack_reports(
@@ -234,75 +145,97 @@ class Audit:
     log: list[tuple[int, str]]
 
 
+def scoring_inputs(
+    inputs: AuditInputs,
+    samples: pd.DataFrame,
+    sequences: np.ndarray,
+    population: int,
+    seed: int,
+    settings: dict[str, dict],
+) -> ScoringInputs:
+    """What the scorers read, from the loaded artefacts: the target's attack samples in the order
+    of ``samples`` (with their ``sequences`` (N, T, k)), the shadow model's in its final logits'
+    order, each with the reference models' logits on it; ``population`` of the population
+    samples drawn with ``seed`` (0: all)."""
+    frames = {
+        "target": in_order(samples, inputs.final_logits["target"]),
+        "shadow": inputs.final_logits["shadow"],
+    }
+    order = inputs.population_logits["target"][["sample_id", "label"]]
+    order = order.iloc[population_rows(len(order), population, seed)]
+    z_logits, _ = reference_logits(inputs.reference_logits, "population", order)
+    z_labels = order["label"].to_numpy()
+    roles = {}
+    for role in ROLES:
+        frame = frames[role]
+        labels = frame["label"].to_numpy()
+        ref_logits, ref_out = reference_logits(inputs.reference_logits, role, frame)
+        z = in_order(order, inputs.population_logits[role])
+        roles[role] = RoleData(
+            labels=labels,
+            members=frame["member"].to_numpy(),
+            logits=logit_array(frame),
+            ref_logits=ref_logits,
+            ref_out=ref_out,
+            population_log_p=true_class_log_prob(logit_array(z), z["label"].to_numpy()),
+        )
+    return ScoringInputs(
+        target=roles["target"],
+        shadow=roles["shadow"],
+        population_ref_p=per_reference(true_class_prob, z_logits, z_labels),
+        sequences=sequences,
+        attack_summary=inputs.attack_summary,
+        attack_weights=inputs.attack_weights,
+        settings=settings,
+    )
+
+
+def score_attacks(
+    inputs: ScoringInputs, trained: pd.DataFrame, metrics: list[str]
+) -> dict[str, Scored]:
+    """Every attack of the registry, in its order: the evaluate stage's scorers on ``inputs``,
+    and the shadow-trained attacks' scores (their columns of ``trained``, "member" from 0) for
+    those the baselines stage ran on sequences of ``metrics``."""
+    results: dict[str, Scored] = {}
+    for name, attack in ATTACKS.items():
+        if attack.fit_stage == "baselines":
+            for column in attack.results(name, metrics):
+                if column in trained.columns:
+                    results[column] = Scored(trained[column].to_numpy(), 0.0)
+        else:
+            results.update(attack.score(inputs, name))
+    return results
+
+
 def audit(
     inputs: AuditInputs,
     fpr_targets: tuple[float, ...],
     bootstrap: int,
-    offline_a: tuple[float, ...],
-    gamma: float,
     population: int,
     seed: int,
+    settings: dict[str, dict],
 ) -> Audit:
     """Score the target's members and non-members with every attack and report.
 
     SeqMIA and the trained baselines score log-odds, "member" at 0 (P(member) = 0.5, fixed in
     advance); the metric attacks, LiRA and RMIA calibrate their thresholds on the shadow model.
     RMIA's population is ``population`` samples of the population part drawn with ``seed``
-    (0: all), its coefficient a the best of ``offline_a`` on the shadow model.
+    (0: all); ``settings``: each attack's own params by name (RMIA's candidates for a, gamma).
     """
-    samples, sequences = frame_to_arrays(inputs.sequences, inputs.attack_summary["metrics"])
+    metric_names = inputs.attack_summary["metrics"]
+    samples, sequences = frame_to_arrays(inputs.sequences, metric_names)
     members = samples["member"].to_numpy()
-    target = in_order(samples, inputs.final_logits["target"])
-    shadow = inputs.final_logits["shadow"]
     trained = in_order(samples, inputs.trained_scores)
-    trained_names = [c for c in trained.columns if c not in samples.columns]
-    seqmia = seqmia_log_odds(inputs.attack_summary, inputs.attack_weights, sequences)
-    scores = {"seqmia": seqmia, **{name: trained[name].to_numpy() for name in trained_names}}
-    thresholds = {name: 0.0 for name in scores}
-
-    labels = {"target": target["label"].to_numpy(), "shadow": shadow["label"].to_numpy()}
-    logits = {"target": logit_array(target), "shadow": logit_array(shadow)}
-    shadow_members = shadow["member"].to_numpy()
-    metric_scores, metric_thresholds = metric_attacks(
-        logits["target"], labels["target"], logits["shadow"], labels["shadow"], shadow_members,
-        logits["target"].shape[1],
-    )  # fmt: skip
-    scores.update(metric_scores)
-    thresholds.update(metric_thresholds)
-
-    frames = {"target": target, "shadow": shadow}
-    refs = {role: reference_logits(inputs.reference_logits, role, frames[role]) for role in ROLES}
-    phi = {role: logit_scaled_confidence(logits[role], labels[role]) for role in ROLES}
-    ref_phi = {role: per_reference(logit_scaled_confidence, refs[role][0], labels[role])
-               for role in ROLES}  # fmt: skip
-    scores["lira_offline"], thresholds["lira_offline"] = lira_attack(
-        phi["target"], ref_phi["target"], refs["target"][1],
-        phi["shadow"], ref_phi["shadow"], refs["shadow"][1], shadow_members,
-    )  # fmt: skip
-
-    order = inputs.population_logits["target"][["sample_id", "label"]]
-    order = order.iloc[population_rows(len(order), population, seed)]
-    z_logits, _ = reference_logits(inputs.reference_logits, "population", order)
-    p_z_refs = per_reference(true_class_prob, z_logits, order["label"].to_numpy())
-    rmia = {}
-    for role in ROLES:
-        z = in_order(order, inputs.population_logits[role])
-        rmia[role] = RmiaInputs(
-            log_p_x=true_class_log_prob(logits[role], labels[role]),
-            p_x_refs=per_reference(true_class_prob, refs[role][0], labels[role]),
-            x_out_mask=refs[role][1], p_z_refs=p_z_refs,
-            log_p_z=true_class_log_prob(logit_array(z), z["label"].to_numpy()),
-        )  # fmt: skip
-    scores["rmia_offline"], thresholds["rmia_offline"], chosen = rmia_attack(
-        rmia["target"], rmia["shadow"], shadow_members, offline_a, gamma
-    )
-    log = [(logging.INFO, (
-        f"rmia_offline: a = {chosen['offline_a']:g} (shadow AUC {chosen['shadow_auc']:.4f}), "
-        f"gamma {chosen['gamma']:g}, {chosen['population']} population samples"
-    ))]  # fmt: skip
+    scoring = scoring_inputs(inputs, samples, sequences, population, seed, settings)
+    results = score_attacks(scoring, trained, metric_names)
+    scores = {name: r.scores for name, r in results.items()}
+    thresholds = {name: r.threshold for name, r in results.items()}
+    log = [(logging.INFO, line) for r in results.values() for line in r.log]
 
     attacks, curves = attack_reports(scores, thresholds, members, fpr_targets, bootstrap, seed)
-    attacks["rmia_offline"]["chosen"] = chosen
+    for name, result in results.items():
+        if result.chosen is not None:
+            attacks[name]["chosen"] = result.chosen
     for name, report in attacks.items():
         if (warning := tie_warning(name, report)) is not None:
             log.append((logging.WARNING, warning))

@@ -16,8 +16,3 @@ def first_line(err: BaseException) -> str:
     """The first line of an exception's message (at most 160 characters), for one-line errors."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # torch colours some messages
     return (text.splitlines() or [type(err).__name__])[0][:160]
-
-
-class TrainingStopped(Exception):
-    """A training loop stopped early because its ``should_stop`` callback said so (e.g. a sibling
-    task of the same stage failed, so finishing this one would only waste time)."""

@@ -15,25 +15,14 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# Set in each worker process: the event "a sibling job has failed", and the parent's pid.
-_stop: Any = None
-_parent: int | None = None
+from seqmia.base.stopping import become_worker, request_stop
 
 
-def stop_requested() -> bool:
-    """True in a worker once a sibling job has failed or the stage process has died: pass as a
-    long job's ``should_stop`` (a killed stage must not leave orphans training for minutes)."""
-    if _stop is None:
-        return False
-    return _stop.is_set() or os.getppid() != _parent
-
-
-def _start_worker(stop: Any, parent: int) -> None:
-    global _stop, _parent
-    _stop, _parent = stop, parent
-    # Ctrl-C reaches every process of the terminal's group: the parent stops the jobs through
-    # ``stop`` (at their next batch), so a worker must not die of it between two jobs. A worker
-    # forked while the parent had another SIGTERM handler gets the default one back.
+def _start_worker(parent: int) -> None:
+    become_worker(parent)  # its jobs stop when the stage does, or when the stage process dies
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the jobs through the
+    # stage's stop (at their next batch), so a worker must not die of it between two jobs. A
+    # worker forked while the parent had another SIGTERM handler gets the default one back.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import torch
@@ -61,8 +50,9 @@ def run_side_by_side(
     ``fn`` must be a module-level function (workers are forked, so nothing is re-imported).
     ``order``: the indices of ``jobs`` in the order to start them (longest first balances the
     workers); the results keep the order of ``jobs``. At the first failure, the jobs not started
-    are cancelled, running ones see ``stop_requested()`` turn True, and that first error is raised;
-    the same when this process is interrupted while it waits (SIGTERM through Prefect, Ctrl-C).
+    are cancelled, the stage's stop is requested (``seqmia.base.stopping``: running jobs that ask
+    ``stop_requested()`` stop at their next batch), and that first error is raised; the same
+    when this process is interrupted while it waits (SIGTERM through Prefect, Ctrl-C).
     With one worker, on a platform without fork, or inside a daemonic process (a Dask worker,
     which may not have children), the jobs run one after another in this process.
     """
@@ -74,10 +64,9 @@ def run_side_by_side(
     # fork: the workers share this process's imported modules; they run only torch and numpy
     # code on CPU (never CUDA, which cannot be used across a fork).
     context = multiprocessing.get_context("fork")
-    stop = context.Event()
     results: list[Any] = [None] * len(jobs)
     with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(stop, os.getpid())
+        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
     ) as pool:
         futures = {pool.submit(fn, jobs[i]): i for i in order}
         failure: BaseException | None = None
@@ -91,18 +80,18 @@ def run_side_by_side(
                     results[futures[future]] = future.result()
                 elif failure is None:
                     failure = error
-                    stop.set()
+                    request_stop()
                     for other in futures:
                         other.cancel()
                 else:
                     stopped.append(futures[future])
         except BaseException:  # interrupted: the pool's exit waits for the running jobs
-            stop.set()
+            request_stop()
             for other in futures:
                 other.cancel()
             raise
     if failure is not None:
         if stopped:
-            failure.add_note(f"sibling jobs {stopped} stopped early (AttackStopped)")
+            failure.add_note(f"sibling jobs {stopped} stopped early (Stopped)")
         raise failure
     return results

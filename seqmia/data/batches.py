@@ -10,7 +10,7 @@ from seqmia.data.inputs import is_image, to_model_input
 from seqmia.data.samples import gather_rows
 
 
-class NormalisedImages:
+class BatchedInputs:
     """Model inputs of stored samples, made one batch at a time.
 
     Holds the stored rows ``x`` ((N, H, W, C) uint8 images or (N, D) float features) and turns
@@ -39,9 +39,9 @@ class NormalisedImages:
         rows = self.x[index] if isinstance(index, slice) else self.x[index.cpu().numpy()]
         return to_model_input(rows, self.mean, self.std).to(self.device)
 
-    def to(self, device: torch.device | str) -> NormalisedImages:
+    def to(self, device: torch.device | str) -> BatchedInputs:
         """The same rows, with batches made on ``device``."""
-        return NormalisedImages(self.x, self.mean, self.std, device)
+        return BatchedInputs(self.x, self.mean, self.std, device)
 
     def materialise(self) -> torch.Tensor:
         """The whole part as one float32 tensor (N, C, H, W) / (N, D) on ``device``."""
@@ -50,11 +50,11 @@ class NormalisedImages:
 
 def stored_inputs(
     dataset: dict[str, np.ndarray], ids: np.ndarray, device: torch.device | str = "cpu"
-) -> tuple[NormalisedImages | torch.Tensor, torch.Tensor]:
+) -> tuple[BatchedInputs | torch.Tensor, torch.Tensor]:
     """Model inputs (made per batch on a CPU, one tensor on an accelerator) and labels (n,) int64
     on ``device`` of the samples ``ids`` (n,) of a prepared dataset (``x``, ``y``, ``mean``,
     ``std``)."""
-    x = NormalisedImages(gather_rows(dataset["x"], ids), dataset["mean"], dataset["std"], device)
+    x = BatchedInputs(gather_rows(dataset["x"], ids), dataset["mean"], dataset["std"], device)
     # On an accelerator the part lives in its memory, not the host's: convert it once there
     # rather than per batch on the CPU (the same values either way).
     inputs = x if x.device.type == "cpu" else x.materialise()

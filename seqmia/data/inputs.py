@@ -31,9 +31,16 @@ def normalisation_stats(x: np.ndarray, chunk: int = 5000) -> tuple[np.ndarray, n
         return np.zeros(x.shape[1:], np.float32), np.ones(x.shape[1:], np.float32)
     mean = x.mean(axis=0, dtype=np.float64)
     sq = np.zeros(x.shape[1:], dtype=np.float64)
+    # One float64 buffer, centred and squared in place: a chunk costs one buffer, not the three
+    # temporaries of ``(c - mean) * (c - mean)`` (the values, and so the sums, are the same).
+    buffer = np.empty((min(chunk, len(x)), *x.shape[1:]), dtype=np.float64)
     for start in range(0, len(x), chunk):
-        centred = x[start : start + chunk].astype(np.float64) - mean
-        sq += (centred * centred).sum(axis=0)
+        part = x[start : start + chunk]
+        centred = buffer[: len(part)]
+        np.copyto(centred, part)
+        np.subtract(centred, mean, out=centred)
+        np.multiply(centred, centred, out=centred)
+        sq += centred.sum(axis=0)
     std = np.sqrt(sq / len(x))
     return (mean / 255.0).astype(np.float32), np.maximum(std / 255.0, 1e-3).astype(np.float32)
 

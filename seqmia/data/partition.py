@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from seqmia.base.errors import UserError
-from seqmia.params.partition import PARTS
+from seqmia.data.parts import PARTS
 
 
 class PartitionError(UserError, ValueError):

@@ -26,7 +26,7 @@ def prepared_dataset(
     arrays = {
         "x": raw.x, "y": raw.y, "split": raw.split, "classes": np.array(raw.classes),
         "mean": mean, "std": std,
-    }  # fmt: skip
+    }
     image = is_image(raw.x)
     info = {
         "name": name,

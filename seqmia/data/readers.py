@@ -133,8 +133,8 @@ def _read_image(path: Path, blob: bytes) -> np.ndarray:
 def _decode(blob: bytes) -> np.ndarray:
     """Decode one image file's bytes to (H, W, C) uint8; grey images keep one channel.
 
-    torchvision's decoder (JPEG, PNG, GIF, WebP) is about 4x faster than PIL's on small images;
-    PIL reads every other format.
+    torchvision's decoder (JPEG, PNG, GIF, WebP) is much faster than PIL's on small images; PIL
+    reads every other format.
     """
     # Imported here: only image folders are decoded, and torch with torchvision takes about 3 s
     # to import, which every other stage and dataset would otherwise pay at start-up.

@@ -48,7 +48,7 @@ DATASETS: dict[str, DatasetSpec] = {
                                "tabular", 100),
     "texas100": DatasetSpec(Lazy("seqmia.data.sources:load_tabular", name="texas100"), "tabular", 100),
     "news20": DatasetSpec(Lazy("seqmia.data.sources:load_news20"), "text", 20, ("vocab_size",)),
-}  # fmt: skip
+}
 IMAGE_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "image")
 TABULAR_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "tabular")
 TEXT_DATASETS = tuple(n for n, spec in DATASETS.items() if spec.kind == "text")

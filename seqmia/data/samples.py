@@ -44,9 +44,9 @@ def release_pages(array: np.ndarray) -> None:
 
 def gather_rows(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """A copy of the rows ``ids`` (n,) of ``x`` (N, ...), after which the pages of a
-    memory-mapped ``x`` are dropped (``release_pages``): the kernel maps about 64 KiB around every
-    row read whatever the access advice (fault-around), so gathering 2,500 scattered CIFAR-10 rows
-    made nearly the whole 176 MiB file resident (measured) and counted it in the stage's peak."""
+    memory-mapped ``x`` are dropped (``release_pages``): the kernel maps pages around every row
+    read whatever the access advice (fault-around), so a scattered gather would otherwise leave
+    nearly the whole file resident and counted in the stage's peak memory."""
     rows = x[ids]
     release_pages(x)
     return rows

@@ -254,7 +254,7 @@ def gtsrb_samples(base: Path) -> list[tuple[Path, int, str]]:
     samples = []
     for label, name in enumerate(classes):
         images = [Path(folder, f) for folder, _, files in sorted(os.walk(training / name))
-                  for f in sorted(files) if f.lower().endswith(".ppm")]  # fmt: skip
+                  for f in sorted(files) if f.lower().endswith(".ppm")]
         if not images:
             raise UserError(
                 f"GTSRB class folder {training / name} holds no .ppm image; restore it from the "

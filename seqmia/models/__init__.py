@@ -1,0 +1,2 @@
+"""Classifier architectures (the registry), building them fresh or from saved weights, and
+querying them for logits."""

@@ -8,7 +8,6 @@ built concurrently in one process stay reproducible.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -16,24 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmia.base.errors import UserError
-from seqmia.models.registry import ANY_INPUT_MODELS, MODELS
+from seqmia.models.registry import ANY_INPUT_MODELS, MODELS, ModelOptions
 
 
 class ModelInputError(UserError, ValueError):
     """The chosen architecture cannot take the dataset's samples."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelOptions:
-    """Architecture options of the models that have them (``train.mlp_*``, ``train.wrn_*``).
-
-    No defaults: the values come from params.yaml, the one place that sets them.
-    """
-
-    mlp_widths: tuple[int, ...]
-    mlp_activation: str  # "tanh" | "relu"
-    wrn_depth: int
-    wrn_width: int
 
 
 class HiddenLinear(nn.Linear):
@@ -127,10 +113,15 @@ class SmallCNN(nn.Module):
         super().__init__()
         c = input_shape[0]
         self.features = nn.Sequential(
-            *_conv_bn_relu(c, 32), *_conv_bn_relu(32, 32), nn.MaxPool2d(2),
-            *_conv_bn_relu(32, 64), *_conv_bn_relu(64, 64), nn.MaxPool2d(2),
-            *_conv_bn_relu(64, 128), nn.MaxPool2d(2),
-        )  # fmt: skip
+            *_conv_bn_relu(c, 32),
+            *_conv_bn_relu(32, 32),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(32, 64),
+            *_conv_bn_relu(64, 64),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(64, 128),
+            nn.MaxPool2d(2),
+        )
         flat = _flat_size(self.features, input_shape)
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(inplace=True), nn.Linear(128, num_classes)
@@ -162,10 +153,14 @@ class VGG16(nn.Module):
         flat = _flat_size(self.features, input_shape)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(flat, 512), nn.ReLU(inplace=True), SeededDropout(0.5),
-            nn.Linear(512, 512), nn.ReLU(inplace=True), SeededDropout(0.5),
+            nn.Linear(flat, 512),
+            nn.ReLU(inplace=True),
+            SeededDropout(0.5),
+            nn.Linear(512, 512),
+            nn.ReLU(inplace=True),
+            SeededDropout(0.5),
             nn.Linear(512, num_classes),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))  # (B, classes)
@@ -248,11 +243,15 @@ class _InvertedResidual(nn.Module):
         super().__init__()
         hidden = expansion * c_in
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(),
+            nn.Conv2d(c_in, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
-            nn.BatchNorm2d(hidden), nn.ReLU(),
-            nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
-        )  # fmt: skip
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(),
+            nn.Conv2d(hidden, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
         self.stride = stride
         self.shortcut: nn.Module = nn.Identity()
         if stride == 1 and c_in != c_out:
@@ -270,8 +269,15 @@ class MobileNetV2Cifar(nn.Module):
     feature map is 4x4 before pooling; 2,296,922 parameters on 10 classes."""
 
     # (expansion, out channels, blocks, stride of the first block)
-    CONFIG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-              (6, 160, 3, 2), (6, 320, 1, 1))  # fmt: skip
+    CONFIG = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 1),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int) -> None:
         super().__init__()
@@ -285,8 +291,9 @@ class MobileNetV2Cifar(nn.Module):
                 blocks.append(_InvertedResidual(c_in, c_out, expansion, stride if i == 0 else 1))
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Conv2d(320, 1280, 1, bias=False), nn.BatchNorm2d(1280),
-                                  nn.ReLU())  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Conv2d(320, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU()
+        )
         self.fc = nn.Linear(1280, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

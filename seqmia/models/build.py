@@ -1,5 +1,5 @@
-"""The pipeline's classifiers (target, shadow, reference models and distilled students): built
-from the ``train.*`` architecture options, fresh or with saved weights."""
+"""The pipeline's classifiers (target, shadow, reference models and distilled students): an
+``Architecture`` built fresh or with saved weights."""
 
 from __future__ import annotations
 
@@ -9,29 +9,27 @@ import torch
 
 from seqmia.base.artifacts import load_state_dict
 from seqmia.base.seeding import make_generator
-from seqmia.models.architectures import ModelOptions, build_model
-from seqmia.params.train import TrainParams
+from seqmia.models.architectures import build_model
+from seqmia.models.registry import Architecture
 
 
 def new_model(
-    train: TrainParams, shape: tuple[int, ...], classes: int, generator: torch.Generator
+    architecture: Architecture, shape: tuple[int, ...], classes: int, generator: torch.Generator
 ) -> torch.nn.Module:
-    """A freshly initialised ``train.model`` (with its ``train.*`` options) for inputs of
-    ``shape`` ((C, H, W) or (D,)) and ``classes`` classes, its weights drawn from ``generator``."""
-    options = ModelOptions(
-        mlp_widths=train.mlp_widths,
-        mlp_activation=train.mlp_activation,
-        wrn_depth=train.wrn_depth,
-        wrn_width=train.wrn_width,
-    )
-    return build_model(train.model, shape, classes, generator, options)
+    """A freshly initialised ``architecture`` for inputs of ``shape`` ((C, H, W) or (D,)) and
+    ``classes`` classes, its weights drawn from ``generator``."""
+    return build_model(architecture.name, shape, classes, generator, architecture.options)
 
 
 def load_model(
-    train: TrainParams, shape: tuple[int, ...], classes: int, path: Path, device: torch.device
+    architecture: Architecture,
+    shape: tuple[int, ...],
+    classes: int,
+    path: Path,
+    device: torch.device,
 ) -> torch.nn.Module:
-    """``train.model`` with the weights saved at ``path`` (weights only), in eval mode on
+    """``architecture`` with the weights saved at ``path`` (weights only), in eval mode on
     ``device``."""
-    model = new_model(train, shape, classes, make_generator(0, "load"))
+    model = new_model(architecture, shape, classes, make_generator(0, "load"))
     model.load_state_dict(load_state_dict(path))
     return model.to(device).eval()

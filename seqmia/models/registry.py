@@ -8,8 +8,36 @@ imported, so validating params.yaml does not pay for torch.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from seqmia.base.lazy import Lazy
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """Architecture options of the models that have them (the MLP's hidden layers, the wide
+    ResNet's depth and width); the other models ignore them. No defaults: the values come from
+    params.yaml, whose ``train`` section extends this class."""
+
+    mlp_widths: tuple[int, ...]
+    mlp_activation: Literal["tanh", "relu"]
+    wrn_depth: int
+    wrn_width: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A classifier to build: a ``MODELS`` name and the options of that architecture."""
+
+    name: str
+    options: ModelOptions
+
+
+def architecture_of(section: ModelOptions, name: str) -> Architecture:
+    """The ``Architecture`` named ``name`` with the ``ModelOptions`` fields of ``section`` (a
+    ``ModelOptions`` or a params section extending it), read field by field."""
+    fields = {f.name: getattr(section, f.name) for f in dataclasses.fields(ModelOptions)}
+    return Architecture(name, ModelOptions(**fields))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,14 +6,9 @@ import dataclasses
 from typing import Annotated
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.attacks.registry import BASELINES
+from seqmia.attacks.registry import RECIPE_SECTIONS, TRAINED
 from seqmia.params.schema import AT_LEAST_1, FRACTION, OneOf, register_rules, register_section
 from seqmia.training.recipe import Recipe
-
-# The baseline names come from the core registry (name -> spec), which imports no torch.
-BASELINE_NAMES = BASELINES
-# The trained baselines' recipe sections (params.yaml says where each recipe comes from).
-RECIPE_KEYS = ("nn_posterior", "trajectory_mia", "seqmia_ablations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +23,7 @@ class BaselinesParams:
     on held-out shadow data.
     """
 
-    attacks: tuple[Annotated[str, OneOf(BASELINE_NAMES)], ...]
+    attacks: tuple[Annotated[str, OneOf(TRAINED)], ...]
     val_fraction: float
     hidden_size: int
     topk: int
@@ -36,6 +31,11 @@ class BaselinesParams:
     trajectory_mia: Recipe
     seqmia_ablations: Recipe
 
+
+# One recipe section per recipe the registry's trained attacks name, and no other.
+assert RECIPE_SECTIONS == tuple(
+    f.name for f in dataclasses.fields(BaselinesParams) if f.type in (Recipe, "Recipe")
+), RECIPE_SECTIONS
 
 register_rules(
     BaselinesParams,

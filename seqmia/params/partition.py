@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from seqmia.data.parts import PARTS
 from seqmia.params.schema import AT_LEAST_1, register_rules, register_section
-
-ROLES = ("target", "shadow")
-PARTS = ("target_in", "target_out", "shadow_in", "shadow_out", "distill")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,23 +1,22 @@
-"""Presets and the suite's results table: plain data helpers (no DVC, no Prefect).
+"""Presets and overrides: dotted ``params.yaml`` keys and their values, checked against the schema.
 
-A preset is a small YAML file of dotted ``params.yaml`` keys and their values (``presets/``); the
-suite turns each into ``dvc exp run -S key=value`` overrides, checks them against the schema first,
-and collects each experiment's ``eval/metrics.json`` from ``dvc exp show --json`` into one table.
+A preset is a small YAML file of such keys (``presets/``); the suite turns each into ``dvc exp run
+-S key=value`` overrides after checking them; a sweep gives one key several values. The tables
+of their results are ``seqmia.audit.tables``.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ruamel.yaml import YAML
 
-from seqmia.config import Params, ParamsError, params_from_dict
-from seqmia.params.schema import clip, parse_document, read_document
+from seqmia.params.schema import ParamsError, clip, parse_document, read_document
+from seqmia.params.whole import Params, params_from_dict
 
 PRESETS_DIR = Path("presets")
 METRICS_FILE = "eval/metrics.json"
@@ -102,78 +101,6 @@ def set_arguments(overrides: Mapping[str, Any]) -> list[str]:
     return args
 
 
-def _experiment_records(node: Any) -> Iterator[dict]:
-    """Every record with a ``name`` and a ``data`` mapping in ``dvc exp show --json`` output."""
-    if isinstance(node, dict):
-        if isinstance(node.get("data"), dict) and "name" in node:
-            yield node
-        for value in node.values():
-            yield from _experiment_records(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _experiment_records(value)
-
-
-def metrics_by_experiment(exp_show: Any, names: Sequence[str]) -> dict[str, dict | None]:
-    """``eval/metrics.json`` of each named experiment in ``dvc exp show --json`` output; None
-    where the experiment is missing or has no metrics (it failed)."""
-    found: dict[str, dict | None] = dict.fromkeys(names)
-    for record in _experiment_records(exp_show):
-        if record.get("name") in found:
-            metrics = (record["data"].get("metrics") or {}).get(METRICS_FILE) or {}
-            found[record["name"]] = metrics.get("data") or None
-    return found
-
-
-# (column header, path into metrics.json, format)
-COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("target train acc", ("models", "target", "train_accuracy"), "{:.3f}"),
-    ("target test acc", ("models", "target", "test_accuracy"), "{:.3f}"),
-    *(
-        (f"{label} {what}", ("attacks", attack, *path), fmt)
-        for attack, label in (
-            ("seqmia", "SeqMIA"),
-            ("trajectory_mia", "TrajectoryMIA"),
-            ("loss", "loss"),
-            ("max_confidence", "max-conf"),
-        )
-        for what, path, fmt in (
-            ("AUC", ("auc",), "{:.3f}"),
-            ("TPR@0.1%", ("tpr_at_fpr", "0.001"), "{:.4f}"),
-            ("TPR@1%", ("tpr_at_fpr", "0.01"), "{:.4f}"),
-        )
-    ),
-    ("members", ("attacks", "seqmia", "n_members"), "{}"),
-)
-
-
-def _lookup(metrics: Mapping[str, Any], path: Sequence[str]) -> Any:
-    node: Any = metrics
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def markdown_table(results: Mapping[str, dict | None]) -> str:
-    """One row per preset, the models' accuracy beside SeqMIA and the baselines; "-" where a
-    value is missing, "failed" where the experiment produced no metrics."""
-    header = "| preset | " + " | ".join(c[0] for c in COLUMNS) + " |"
-    rule = "|---|" + "---|" * len(COLUMNS)
-    rows = [header, rule]
-    for preset, metrics in results.items():
-        if metrics is None:
-            rows.append(f"| {preset} | failed |" + " |" * (len(COLUMNS) - 1))
-            continue
-        cells = []
-        for _, path, fmt in COLUMNS:
-            value = _lookup(metrics, path)
-            cells.append("-" if value is None else fmt.format(value))
-        rows.append(f"| {preset} | " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
-
-
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
     """``"distill.epochs=5,10,20"`` -> ("distill.epochs", [5, 10, 20]); values are YAML, and
     commas inside brackets stay with their value (``metrics=[loss],[loss,sd]``)."""
@@ -187,76 +114,6 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
             items.append(values[start:i])
             start = i + 1
     source = f"--sweep {clip(key.strip(), 60)}"
-    return key.strip(), [parse_document(v.encode("utf-8", "surrogateescape"), source)
-                         for v in items]  # fmt: skip
-
-
-def attack_statistic(
-    results: Mapping[Any, dict | None], attack: str, path: Sequence[str]
-) -> list[float | None]:
-    """One attack's value at ``path`` (e.g. ("tpr_at_fpr", "0.001")) for each sweep value."""
-    return [
-        None if metrics is None else _lookup(metrics, ("attacks", attack, *path))
-        for metrics in results.values()
+    return key.strip(), [
+        parse_document(v.encode("utf-8", "surrogateescape"), source) for v in items
     ]
-
-
-def mean_sd_table(
-    results: Mapping[Any, dict | None], fprs: Sequence[str] = ("0.001", "0.01")
-) -> str:
-    """Markdown table of mean ± sd (over the runs in ``results``, e.g. seeds) of every attack's
-    AUC and TPR at each FPR in ``fprs``; failed runs are left out and counted."""
-    runs = [m for m in results.values() if m is not None]
-    if not runs:
-        return "no run produced metrics\n"
-    attacks = list(runs[0]["attacks"])
-    header = "| attack | AUC | " + " | ".join(f"TPR@{float(f) * 100:g}% FPR" for f in fprs) + " |"
-    lines = [header, "|---|" + "---|" * (1 + len(fprs))]
-    paths = [("auc",)] + [("tpr_at_fpr", f) for f in fprs]
-    for attack in attacks:
-        cells = []
-        for path in paths:
-            values = np.array(
-                [v for v in attack_statistic(results, attack, path) if v is not None], dtype=float
-            )
-            sd = values.std(ddof=1) if len(values) > 1 else 0.0
-            cells.append(f"{values.mean():.4f} ± {sd:.4f}")
-        lines.append(f"| {attack} | " + " | ".join(cells) + " |")
-    failed = len(results) - len(runs)
-    note = f"\n{len(runs)} runs" + (f", {failed} failed" if failed else "") + "; mean ± sd.\n"
-    return "\n".join(lines) + "\n" + note
-
-
-def plot_sweep(
-    key: str,
-    values: list,
-    series: Mapping[str, list[float | None]],
-    path: str | Path,
-    ylabel: str,
-) -> None:
-    """One line per attack of a statistic (e.g. TPR at 0.1% FPR) against a swept parameter."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from seqmia.base.artifacts import atomic_path
-
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    x = list(values) if numeric else list(range(len(values)))
-    fig, ax = plt.subplots(figsize=(6.0, 4.5), dpi=120)
-    for name, ys in series.items():
-        pts = [(xi, yi) for xi, yi in zip(x, ys, strict=True) if yi is not None]
-        if pts:
-            xs, vs = zip(*pts, strict=True)
-            ax.plot(xs, vs, marker="o", label=name, linewidth=2.2 if name == "seqmia" else 1.2)
-    if not numeric:
-        ax.set_xticks(x, [str(v) for v in values])
-    ax.set_xlabel(key)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)

@@ -305,11 +305,15 @@ class _GuardedComposer(Composer):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.parser.peek_event()
         if isinstance(event, AliasEvent):
-            raise _Refused(f"alias *{clip(event.anchor, 40)}: a params file may hold no "
-                           "anchors or aliases", event.start_mark)  # fmt: skip
+            raise _Refused(
+                f"alias *{clip(event.anchor, 40)}: a params file may hold no anchors or aliases",
+                event.start_mark,
+            )
         if event.anchor is not None:
-            raise _Refused(f"anchor &{clip(event.anchor, 40)}: a params file may hold no "
-                           "anchors or aliases", event.start_mark)  # fmt: skip
+            raise _Refused(
+                f"anchor &{clip(event.anchor, 40)}: a params file may hold no anchors or aliases",
+                event.start_mark,
+            )
         # ``depth`` counts the collections around this node (every composed parent is one)
         if isinstance(event, (MappingStartEvent, SequenceStartEvent)) and self.depth >= MAX_DEPTH:
             raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)

@@ -5,14 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from seqmia.params.schema import clip, register_rules, register_section
-
-# A target.checkpoint with this suffix is a torch.export archive, loaded by torch.export.load.
-EXPORTED_SUFFIX = ".pt2"
-# The key that lets such an archive load. Loading one unpickles parts of it (weights marked as
-# pickled, opaque constants, sample inputs that torch retries without weights_only), and
-# unpickling can run any code stored in the file: like target.factory, it needs an explicit yes.
-EXPORTED_OPT_IN_KEY = "target.run_code_in_exported_program"
+from seqmia.params.schema import register_rules, register_section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +23,7 @@ class TargetParams:
     # Optional ``package.module:factory`` returning the untrained module for the state dict
     # (imports and runs that code); "" uses ``train.model``.
     factory: str
-    # Load a ``.pt2`` checkpoint, which can run code stored in it (``EXPORTED_OPT_IN_KEY``); a
+    # Load a ``.pt2`` checkpoint, which can run code stored in it (seqmia.target.files); a
     # ``.pt2`` is refused without it. Only for a file you trust.
     run_code_in_exported_program: bool
     # Files of the target's training samples and of samples it never saw: one sample id (row of
@@ -44,16 +37,6 @@ class TargetParams:
     std: tuple[float, ...]
     resize: tuple[int, ...]
     channels: int
-
-
-def exported_program_refusal(file: str) -> str:
-    """The one-line refusal of the torch.export archive ``file`` when the user did not opt in."""
-    return (
-        f"target.checkpoint {clip(file)} is a torch.export archive ({EXPORTED_SUFFIX}), and "
-        f"loading one can run code stored in it; set {EXPORTED_OPT_IN_KEY}: true only for a "
-        "file you trust, or give a weights-only state dict (torch.save(model.state_dict(), "
-        "path)) with train.model or target.factory"
-    )
 
 
 register_rules(

@@ -6,27 +6,23 @@ import dataclasses
 from typing import Annotated, Literal
 
 import seqmia.params.recipe  # noqa: F401 - the rules of the recipe fields
-from seqmia.models.registry import MODELS
+from seqmia.models.registry import MODELS, ModelOptions
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
 from seqmia.training.recipe import Recipe
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainParams(Recipe):
-    """The optimisation recipe (``Recipe``'s fields) and architecture shared by target, shadow
-    and distilled models."""
+class TrainParams(Recipe, ModelOptions):
+    """The optimisation recipe (``Recipe``'s fields) and architecture (``model`` and the
+    ``ModelOptions`` fields: ``mlp_widths`` and ``mlp_activation`` for mlp, WRN-depth-width for
+    wrn, depth 6n+4 as Zagoruyko & Komodakis count it or 6n+2) shared by target, shadow and
+    distilled models."""
 
     model: Annotated[str, OneOf(MODELS)]
     augment: bool
     # Autocast of training forward passes: auto (bf16 on a CUDA GPU that has it, else fp32) |
     # fp32 | bf16 | fp16 (CUDA only, with loss scaling). Inference always runs in float32.
     precision: Literal["auto", "fp32", "bf16", "fp16"]
-    # mlp only: hidden layer widths and their activation.
-    mlp_widths: tuple[int, ...]
-    mlp_activation: Literal["tanh", "relu"]
-    # wrn only: WRN-depth-width (depth 6n+4 as Zagoruyko & Komodakis count it, or 6n+2).
-    wrn_depth: int
-    wrn_width: int
 
 
 register_rules(

@@ -32,8 +32,9 @@ from seqmia.params.schema import (
     unknown_keys,
 )
 from seqmia.params.sequences import SequencesParams
-from seqmia.params.target import EXPORTED_SUFFIX, TargetParams, exported_program_refusal
+from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
+from seqmia.target.files import EXPORTED_SUFFIX, exported_program_refusal
 
 
 @dataclasses.dataclass(frozen=True)

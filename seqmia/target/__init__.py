@@ -1,0 +1,1 @@
+"""A target model given as files: its checkpoint, preprocessing and member lists."""

@@ -17,7 +17,6 @@ Member lists are read by ``seqmia.target.members``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import re
 import threading
@@ -31,48 +30,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqmia.base.artifacts import CHECKSUM_KEY, weights_digest
-from seqmia.base.errors import UserError
 from seqmia.base.seeding import make_generator
 from seqmia.data.inputs import is_image, num_classes, to_model_input
 from seqmia.data.partition import part_ids
 from seqmia.models.build import new_model
 from seqmia.models.inference import accuracy, predict_logits
-from seqmia.params.target import EXPORTED_SUFFIX, TargetParams, exported_program_refusal
-from seqmia.params.train import TrainParams
+from seqmia.models.registry import Architecture
+from seqmia.target.files import (
+    EXPORTED_SUFFIX,
+    CheckpointError,
+    exported_program_refusal,
+    file_sha256,
+)
 
-# Every file of a checkpoint target lives here, so one DVC dependency covers them all.
-TARGET_DIR = "target"
 # torch.export.load keeps its deserializer in a module global: two threads loading at once (a
 # stage's concurrent tasks) fail with "_CURRENT_DESERIALIZER is already set".
 _EXPORT_LOAD_LOCK = threading.Lock()
-
-
-class CheckpointError(UserError, ValueError):
-    """A target checkpoint, member list or preprocessing that the audit cannot use."""
-
-
-def target_file(root: Path, value: str, key: str) -> Path:
-    """The file ``value`` (relative to ``root``) of params key ``key``: it must exist inside
-    ``root/target/``, the folder the stages depend on."""
-    path = (root / value).resolve()
-    folder = (root / TARGET_DIR).resolve()
-    if not path.is_relative_to(folder):
-        raise CheckpointError(
-            f"params key '{key}' is {value!r}, outside the {TARGET_DIR}/ folder; copy the file "
-            f"into {folder} (the stages track that folder as a DVC dependency)"
-        )
-    if not path.is_file():
-        raise CheckpointError(f"params key '{key}': no file at {path}")
-    return path
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,9 +121,9 @@ def target_input(
 # Loading and querying
 
 
-def architecture(checkpoint: str, factory: str, model: str) -> str:
+def describe_builder(checkpoint: str, factory: str, model: str) -> str:
     """What builds a given target: an exported program (``checkpoint`` ends in ``.pt2``), else
-    the ``factory`` if given, else the registry ``model`` (``train.model``)."""
+    the ``factory`` if given, else the registry ``model``."""
     if checkpoint.endswith(EXPORTED_SUFFIX):
         return "exported program"
     return factory or model
@@ -211,9 +184,13 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], name: 
 
 
 def load_target(
-    path: Path, build: Callable[[], nn.Module], name: str, device: torch.device, *,
+    path: Path,
+    build: Callable[[], nn.Module],
+    name: str,
+    device: torch.device,
+    *,
     run_exported_code: bool = False,
-) -> nn.Module:  # fmt: skip
+) -> nn.Module:
     """The target model of checkpoint ``path`` on ``device``, ready to query.
 
     ``.pt2``: the exported program, only with ``run_exported_code`` (the user's explicit yes to
@@ -348,39 +325,56 @@ def target_record(
 
 
 # --------------------------------------------------------------------------------------------
-# The given target of a run (``target.*`` and ``train.*`` sections)
+# The given target of a run
 
 
-def target_preprocessing(target: TargetParams) -> Preprocessing:
-    """The input preprocessing the given target expects (``target.mean/std/resize/channels``)."""
-    return Preprocessing(target.mean, target.std, target.resize, target.channels)
+@dataclasses.dataclass(frozen=True)
+class GivenTarget:
+    """A target model given as files, as the audit loads and queries it.
+
+    checkpoint: its weights file (inside the repository's target/ folder); factory:
+    ``package.module:factory`` building the untrained module for a state dict, "" to build
+    ``architecture`` (sized for the input the target takes, which ``preprocessing`` may resize);
+    run_exported_code: the user's yes to loading a ``.pt2`` archive, which can run code.
+    """
+
+    checkpoint: Path
+    factory: str
+    architecture: Architecture
+    preprocessing: Preprocessing
+    run_exported_code: bool
+
+    @property
+    def name(self) -> str:
+        """What builds it: "exported program", the factory, or the architecture's name."""
+        return describe_builder(self.checkpoint.name, self.factory, self.architecture.name)
 
 
 def load_given_target(
-    root: Path, target: TargetParams, train: TrainParams, dataset: Mapping[str, np.ndarray],
-    device: torch.device,
-) -> nn.Module:  # fmt: skip
-    """The checkpoint target of ``target.*`` (files under ``root``), loaded (weights only for
-    state dicts; a ``.pt2`` only with ``target.run_code_in_exported_program``) and ready to query
-    on ``device``. Without a factory, the module is ``train.model`` built for the input the
-    target takes, which its preprocessing may resize."""
-    path = target_file(root, target.checkpoint, "target.checkpoint")
-    if target.factory:
-        build = load_factory(target.factory)
+    given: GivenTarget, dataset: Mapping[str, np.ndarray], device: torch.device
+) -> nn.Module:
+    """The given target, loaded (weights only for state dicts; a ``.pt2`` only with
+    ``given.run_exported_code``) and ready to query on ``device``."""
+    if given.factory:
+        build = load_factory(given.factory)
     else:
-        spec = target_preprocessing(target)
-        shape = tuple(target_input(dataset, np.arange(1), spec).shape[1:])
+        shape = tuple(target_input(dataset, np.arange(1), given.preprocessing).shape[1:])
         classes = num_classes(dataset)
-        build = lambda: new_model(train, shape, classes, make_generator(0, "load"))  # noqa: E731
-    name = architecture(target.checkpoint, target.factory, train.model)
+
+        def build() -> nn.Module:
+            return new_model(given.architecture, shape, classes, make_generator(0, "load"))
+
     return load_target(
-        path, build, name, device, run_exported_code=target.run_code_in_exported_program
+        given.checkpoint, build, given.name, device, run_exported_code=given.run_exported_code
     )
 
 
 def query_given_target(
-    target: TargetParams, dataset: Mapping[str, np.ndarray], model: nn.Module, ids: np.ndarray,
+    given: GivenTarget,
+    dataset: Mapping[str, np.ndarray],
+    model: nn.Module,
+    ids: np.ndarray,
     batch: int = 500,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """Logits (n, classes) of the given target on samples ``ids`` (n,), preprocessed its way."""
-    return target_logits(model, target_input(dataset, ids, target_preprocessing(target)), batch)
+    return target_logits(model, target_input(dataset, ids, given.preprocessing), batch)

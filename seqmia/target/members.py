@@ -23,7 +23,7 @@ import numpy as np
 
 from seqmia.base.errors import first_line
 from seqmia.data.readers import image_folder_index, localised
-from seqmia.target.checkpoint import CheckpointError
+from seqmia.target.files import CheckpointError
 
 # An entry is a row number or a path relative to the image folder: far shorter than this. The
 # limit bounds the memory a file without line breaks (binary data, a wrong file) can take.

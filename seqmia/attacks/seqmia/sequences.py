@@ -1,75 +1,70 @@
-"""Stage 3: multi-metric sequences, stored long (one row per sample and snapshot).
-
-Long format keeps one schema whatever the number of snapshots n and metrics k:
-``sample_id, part, member, label, snapshot, <metric 1>, …, <metric k>`` where ``snapshot`` runs
-1 … n+1 in chronological order and n+1 is the original (target or shadow) model.
-"""
+"""Stage 3: a series of models (the snapshots, then the original model) queried on the attack
+samples, their logits turned into metric sequences as they arrive."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-ID_COLUMNS = ("sample_id", "part", "member", "label", "snapshot")
+from seqmia.attacks.seqmia.frames import sequence_frame
+from seqmia.attacks.seqmia.metrics import compute_metrics
+from seqmia.data.inputs import input_shape, num_classes
+from seqmia.models.build import load_model
+from seqmia.models.inference import predict_logits
+from seqmia.models.registry import Architecture
+from seqmia.target.checkpoint import GivenTarget, load_given_target, query_given_target
 
 
-def sequence_frame(
-    sample_ids: np.ndarray,
-    parts: np.ndarray,
-    members: np.ndarray,
-    labels: np.ndarray,
-    per_snapshot: Sequence[torch.Tensor],
+def model_logits(
+    path: Path,
+    architecture: Architecture,
+    dataset: dict[str, np.ndarray],
+    inputs: torch.Tensor,
+    ids: np.ndarray,
+    batch: int,
+    device: torch.device,
+    given: GivenTarget | None = None,
+) -> torch.Tensor:
+    """Logits (N, C) of the ``architecture`` saved at ``path`` on ``inputs`` (N, ...), ``batch``
+    samples at a time. With ``given`` (a checkpoint target), of that target instead: loaded from
+    its files and queried its own way on the prepared samples ``ids`` (N,)."""
+    if given is not None:
+        model = load_given_target(given, dataset, device)
+        return query_given_target(given, dataset, model, ids, batch)
+    model = load_model(architecture, input_shape(dataset["x"]), num_classes(dataset), path, device)
+    return predict_logits(model, inputs, batch_size=batch)
+
+
+def metric_sequences(
+    samples: pd.DataFrame,
+    labels: torch.Tensor,
+    logits_series: Iterable[torch.Tensor],
     metric_names: Sequence[str],
-) -> pd.DataFrame:
-    """Long frame from the metric matrix of each snapshot.
+) -> tuple[pd.DataFrame, torch.Tensor]:
+    """The long sequence frame (``sequence_frame``) and the last model's logits.
 
-    sample_ids, parts, members, labels: (N,). per_snapshot: T tensors of shape (N, k), in
-    chronological order. Returns N*T rows sorted by sample id, then snapshot.
+    samples: N rows (sample_id, part, member, label); labels: (N,) int64; logits_series: T logits
+    (N, C) of the snapshots then the original model, in chronological order. Each model's
+    metrics (N, k) are computed as its logits arrive, so only the last logits are kept: the
+    series can be a generator that queries one model at a time.
     """
-    values = torch.stack(list(per_snapshot), dim=1).cpu().numpy()  # (N, T, k)
-    n, t, k = values.shape
-    if k != len(metric_names):
-        raise ValueError(f"{k} metric columns but {len(metric_names)} names")
-    frame = pd.DataFrame(
-        {
-            "sample_id": np.repeat(np.asarray(sample_ids, dtype=np.int64), t),
-            "part": np.repeat(np.asarray(parts), t),
-            "member": np.repeat(np.asarray(members, dtype=np.int8), t),
-            "label": np.repeat(np.asarray(labels, dtype=np.int64), t),
-            "snapshot": np.tile(np.arange(1, t + 1, dtype=np.int16), n),
-        }
+    per_snapshot: list[torch.Tensor] = []
+    last: torch.Tensor | None = None
+    for logits in logits_series:
+        per_snapshot.append(compute_metrics(logits, labels, metric_names))
+        last = logits
+    if last is None:
+        raise ValueError("no models in the series")
+    frame = sequence_frame(
+        samples["sample_id"].to_numpy(),
+        samples["part"].to_numpy(),
+        samples["member"].to_numpy(),
+        samples["label"].to_numpy(),
+        per_snapshot,
+        metric_names,
     )
-    for j, name in enumerate(metric_names):
-        frame[name] = values[:, :, j].reshape(-1).astype(np.float64)
-    return frame.sort_values(["sample_id", "snapshot"], kind="stable").reset_index(drop=True)
-
-
-def metric_columns(frame: pd.DataFrame) -> list[str]:
-    """The metric columns of a sequence frame, in stored order."""
-    return [c for c in frame.columns if c not in ID_COLUMNS]
-
-
-def frame_to_arrays(
-    frame: pd.DataFrame, metric_names: Sequence[str] | None = None
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-sample table and the (N, T, k) float64 sequence array, rows in the same order.
-
-    The table has one row per sample: sample_id, part, member, label.
-    """
-    names = list(metric_names) if metric_names is not None else metric_columns(frame)
-    frame = frame.sort_values(["sample_id", "snapshot"], kind="stable")
-    t = int(frame["snapshot"].max())
-    n = len(frame) // t
-    ragged = ValueError("sequence frame is ragged: not every sample has snapshots 1..T once")
-    if n * t != len(frame):
-        raise ragged
-    snapshots = frame["snapshot"].to_numpy().reshape(n, t)
-    ids = frame["sample_id"].to_numpy().reshape(n, t)
-    if (snapshots != np.arange(1, t + 1)).any() or (ids != ids[:, :1]).any():
-        raise ragged
-    values = frame[names].to_numpy(np.float64).reshape(n, t, len(names))
-    samples = frame.iloc[::t][["sample_id", "part", "member", "label"]].reset_index(drop=True)
-    return samples, values
+    return frame, last

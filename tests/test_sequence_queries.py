@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
+from seqmia.attacks.seqmia.frames import final_logits_frame, frame_to_arrays, population_frame
 from seqmia.attacks.seqmia.metrics import compute_metrics
-from seqmia.attacks.seqmia.querying import final_logits_frame, metric_sequences, population_frame
-from seqmia.attacks.seqmia.sequences import frame_to_arrays
+from seqmia.attacks.seqmia.sequences import metric_sequences
 
 NAMES = ["loss", "max", "m_entropy"]
 
@@ -17,9 +17,13 @@ NAMES = ["loss", "max", "m_entropy"]
 @pytest.fixture
 def samples() -> pd.DataFrame:
     return pd.DataFrame(
-        {"sample_id": [9, 2, 5, 4], "part": ["target_in"] * 2 + ["target_out"] * 2,
-         "member": [1, 1, 0, 0], "label": [0, 2, 1, 2]}
-    )  # fmt: skip
+        {
+            "sample_id": [9, 2, 5, 4],
+            "part": ["target_in"] * 2 + ["target_out"] * 2,
+            "member": [1, 1, 0, 0],
+            "label": [0, 2, 1, 2],
+        }
+    )
 
 
 def series(t: int) -> list[torch.Tensor]:
@@ -70,19 +74,25 @@ def test_logit_tables_keep_rows_and_add_one_column_per_class(samples) -> None:
 
 
 def test_model_logits_load_the_saved_model_and_query_it_in_batches(tmp_path) -> None:
-    from seqmia.attacks.seqmia.querying import model_logits
+    from seqmia.attacks.seqmia.sequences import model_logits
     from seqmia.base.artifacts import save_state_dict
-    from seqmia.config import load_params
     from seqmia.data.inputs import normalisation_stats, to_model_input
     from seqmia.models.build import new_model
+    from seqmia.models.registry import architecture_of
+    from seqmia.params.whole import load_params
     from tests.conftest import REPO
 
-    train = load_params(REPO / "params.yaml").train
+    train = architecture_of(load_params(REPO / "params.yaml").train, "small_cnn")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (7, 8, 8, 3), dtype=np.uint8)
     mean, std = normalisation_stats(x)
-    dataset = {"x": x, "y": np.zeros(7, np.int64), "classes": np.array(["a", "b"]),
-               "mean": mean, "std": std}  # fmt: skip
+    dataset = {
+        "x": x,
+        "y": np.zeros(7, np.int64),
+        "classes": np.array(["a", "b"]),
+        "mean": mean,
+        "std": std,
+    }
     model = new_model(train, (3, 8, 8), 2, torch.Generator().manual_seed(1)).eval()
     save_state_dict(tmp_path / "m.pt", model)
     inputs = to_model_input(x, mean, std)
@@ -98,6 +108,8 @@ def test_a_roles_model_series_is_its_snapshots_in_order_then_the_original(tmp_pa
 
     layout = Layout(tmp_path)
     series = layout.model_series("shadow", 3)
-    assert series == [*(layout.snapshot_file("shadow", e) for e in (1, 2, 3)),
-                      layout.model_file("shadow")]  # fmt: skip
+    assert series == [
+        *(layout.snapshot_file("shadow", e) for e in (1, 2, 3)),
+        layout.model_file("shadow"),
+    ]
     assert layout.model_series("target", 0) == [layout.model_file("target")]
