@@ -344,7 +344,8 @@ def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
 
 
 def _rmia(offline_a: tuple[float, ...], gamma: float) -> dict[str, dict]:
-    return {"rmia_offline": {"offline_a": offline_a, "gamma": gamma}}
+    section = {"offline_a": offline_a, "gamma": gamma}
+    return {"rmia_offline": section, "rmia_offline_ratio": section}
 
 
 def test_audit_scores_every_attack_in_the_samples_order() -> None:
@@ -397,3 +398,30 @@ def test_audit_draws_the_rmia_population_with_the_seed() -> None:
     assert small.metrics["attacks"]["rmia_offline"]["chosen"]["population"] == 3
     rmia = small.scores["rmia_offline"].to_numpy()
     assert set(np.round(rmia * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}  # a count over 3 population samples
+
+
+def test_rmia_ratio_variant_ranks_by_the_likelihood_ratio_of_the_chosen_a() -> None:
+    """``rmia_offline_ratio`` scores each target sample by log p(x|theta) - log p(x) with the
+    coefficient a chosen on the shadow model, and RMIA's pairwise score is the fraction of the
+    population that this same ratio beats: so with gamma 1 the two rank the samples alike."""
+    from seqmia.attacks.rmia import log_likelihood_ratio, offline_marginal
+
+    inputs = _tiny_inputs(np.random.default_rng(1))
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0))
+    attacks = result.metrics["attacks"]
+    chosen = attacks["rmia_offline_ratio"]["chosen"]
+    assert set(chosen) == {"offline_a", "shadow_auc"}  # no gamma, no population
+    assert chosen["offline_a"] in (0.0, 1.0)
+    ratio = result.scores["rmia_offline_ratio"].to_numpy()
+    pairwise = result.scores["rmia_offline"].to_numpy()
+    if chosen["offline_a"] == attacks["rmia_offline"]["chosen"]["offline_a"]:
+        order = np.argsort(ratio, kind="stable")
+        assert (np.diff(pairwise[order]) >= 0).all()  # a higher ratio never scores lower
+    # By hand: p_y of a sample 0.5, its OUT references' mean 0.2, a = 0.5 -> p(x) = 0.4.
+    marginal = offline_marginal(np.array([[0.1, 0.3]]), np.array([[True, True]]), 0.5)
+    assert marginal == pytest.approx([0.75 * 0.2 + 0.25])
+    got = log_likelihood_ratio(np.log([0.5]), np.array([[0.1, 0.3]]), np.array([[True, True]]), 0.5)
+    assert got == pytest.approx([np.log(0.5 / 0.4)])
+    # No OUT reference: the sample cannot be tested offline.
+    none = log_likelihood_ratio(np.log([0.5]), np.array([[0.1, 0.3]]), np.zeros((1, 2), bool), 0.5)
+    assert np.isnan(none).all()

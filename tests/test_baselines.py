@@ -92,6 +92,8 @@ def test_report_is_self_contained_html_with_every_attack() -> None:
         "balanced_accuracy": 0.8,
         "tpr_at_fpr": {"0.001": 0.1, "0.01": 0.3},
         "nonmembers_at_fpr": {"0.001": 0.5, "0.01": 5.0},
+        "tpr_at_zero_fpr": 0.02,
+        "members_above_every_nonmember": 10,
         "n_members": 500,
         "n_nonmembers": 500,
         "ci95": {"auc": [0.88, 0.92], "tpr_at_fpr": {"0.001": [0.0, 0.2], "0.01": [0.2, 0.4]}},
@@ -104,6 +106,8 @@ def test_report_is_self_contained_html_with_every_attack() -> None:
     assert page.startswith("<!doctype html>")
     assert "seqmia" in page and "loss" in page and "[0.8800, 0.9200]" in page
     assert "unresolved" in page  # 0.1% of 500 non-members is half a sample
+    assert "0.3000 <small>[0.2000, 0.4000]</small> <small>(5 non-members)</small>" in page
+    assert "<td>0.0200 <small>(10)</small></td>" in page  # TPR at zero FPR and its count
     assert page.index("seqmia") < page.index(">loss<")  # ranked by AUC
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
 

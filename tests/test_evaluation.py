@@ -11,6 +11,7 @@ from seqmia.base.roc import (
     balanced_accuracy,
     best_threshold,
     interpolated_tpr_at_fpr,
+    members_above_every_nonmember,
     roc_curve,
     tpr_at_fpr,
 )
@@ -152,3 +153,22 @@ def test_attack_report(tied_scores):
     assert report["n_members"] == int(labels.sum())
     assert report["n_nonmembers"] == int((labels == 0).sum())
     assert report["nonmembers_at_fpr"]["0.01"] == pytest.approx(0.01 * report["n_nonmembers"])
+
+
+def test_members_above_every_nonmember_by_hand():
+    # Non-members top out at 0.7; members 0.9 and 0.8 clear it, the member tied at 0.7 does not.
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.7, 0.5, 0.2])
+    labels = np.array([1, 1, 1, 1, 0, 0, 0])
+    assert members_above_every_nonmember(scores, labels) == 2
+    report = attack_report(scores, labels, threshold=0.5, fpr_targets=(0.01,))
+    assert report["members_above_every_nonmember"] == 2
+    assert report["tpr_at_zero_fpr"] == pytest.approx(2 / 4)
+    # The conservative ROC agrees: the last point with FPR 0 has TPR 2/4.
+    assert tpr_at_fpr(roc_curve(scores, labels), 0.0) == pytest.approx(2 / 4)
+
+
+def test_members_above_every_nonmember_matches_brute_force(tied_scores):
+    scores, labels = tied_scores
+    top = max(s for s, y in zip(scores, labels, strict=True) if y == 0)
+    expected = sum(1 for s, y in zip(scores, labels, strict=True) if y == 1 and s > top)
+    assert members_above_every_nonmember(scores, labels) == expected

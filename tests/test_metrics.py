@@ -83,14 +83,59 @@ def test_confident_correct_loss_does_not_saturate():
     assert loss_45 == pytest.approx(2 * math.exp(-45), rel=1e-6)
 
 
-def test_confidently_wrong_sample_is_finite_and_clamped():
+def test_confidently_wrong_sample_is_finite_and_only_the_loss_is_capped():
     logits = torch.tensor([[0.0, 800.0, 0.0]])
     got = compute_metrics(logits, torch.tensor([0]), ["loss", "m_entropy", "entropy"])
     assert torch.isfinite(got).all()
+    # The loss keeps the official code's cap at -log(1e-30).
     assert got[0, 0].item() == pytest.approx(-math.log(1e-30), rel=1e-12)
     assert got[0, 0].item() == pytest.approx(69.0776, abs=1e-4)
-    # Both the label term and the p_1 ~ 1 term hit the log(1e-30) floor.
-    assert got[0, 1].item() == pytest.approx(-2 * math.log(1e-30), rel=1e-9)
+    # The modified entropy does not: its label term is -(1 - p_0) log p_0 = 800 (p_0 = e^-800
+    # rounds to 0 but log p_0 = -800 is exact); the p_1 ~ 1 term is -log(1 - p_1), where
+    # 1 - p_1 = 2 e^-800 has no float64 value left and is taken as 1e-300.
+    assert got[0, 1].item() == pytest.approx(800 - math.log(1e-300), rel=1e-12)
+
+
+def _exact_metrics(logits: list[float], label: int) -> tuple[float, float]:
+    """(entropy, modified entropy) of softmax(logits) with 500 significant digits (mpmath), enough
+    for 1 - p of the top class, about e^-210 at the largest margin tested."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(500):
+        z = [mpmath.mpf(v) for v in logits]
+        total = mpmath.fsum(mpmath.exp(v) for v in z)
+        p = [mpmath.exp(v) / total for v in z]
+        entropy = -mpmath.fsum(pi * mpmath.log(pi) for pi in p)
+        m_entropy = -(1 - p[label]) * mpmath.log(p[label]) - mpmath.fsum(
+            pi * mpmath.log(1 - pi) for i, pi in enumerate(p) if i != label
+        )
+        return float(entropy), float(m_entropy)
+
+
+@pytest.mark.parametrize("margin", [5, 40, 69, 75, 87, 120, 200, 300])
+@pytest.mark.parametrize("correct", [True, False])
+def test_entropies_are_exact_up_to_large_logit_margins(margin, correct):
+    """Against 500-digit arithmetic, for a confident right (label = argmax) and a confident wrong
+    answer; with a floor at 1e-30 both were constant from a margin of about 75."""
+    logits = [0.0, float(margin), 0.3 * margin, -2.0]
+    label = 1 if correct else 3
+    got = compute_metrics(
+        torch.tensor([logits], dtype=torch.float64), torch.tensor([label]), ["entropy", "m_entropy"]
+    )
+    entropy, m_entropy = _exact_metrics(logits, label)
+    assert got[0, 0].item() == pytest.approx(entropy, rel=1e-12)
+    assert got[0, 1].item() == pytest.approx(m_entropy, rel=1e-12)
+
+
+def test_entropies_keep_ranking_confident_samples_without_ties():
+    """Members of a confident model: a larger margin is a lower (modified) entropy, all distinct."""
+    margins = torch.arange(60.0, 201.0, 5.0)
+    logits = torch.stack([torch.zeros_like(margins), margins, torch.zeros_like(margins)], dim=1)
+    got = compute_metrics(
+        logits, torch.ones(len(margins), dtype=torch.long), ["entropy", "m_entropy"]
+    )
+    for j in range(2):
+        values = got[:, j]
+        assert (values > 0).all() and (values[1:] < values[:-1]).all()
 
 
 def test_compute_metrics_shape_dtype_and_order():

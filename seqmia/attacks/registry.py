@@ -169,6 +169,14 @@ ATTACKS: dict[str, Attack] = {
         "rmia:score_rmia_offline",
         settings="rmia",
     ),
+    # RMIA's likelihood ratio alone, without the pairwise test against population samples.
+    "rmia_offline_ratio": _scored(
+        "reference",
+        ("final_logits", "reference_logits"),
+        "evaluate",
+        "rmia:score_rmia_offline_ratio",
+        settings="rmia",
+    ),
 }
 # The shadow-trained attacks that ``baselines.attacks`` may choose.
 TRAINED = {name: a for name, a in ATTACKS.items() if a.fit_stage == "baselines"}

@@ -49,6 +49,17 @@ def offline_marginal(p_refs: np.ndarray, out_mask: np.ndarray, a: float) -> np.n
     return (1.0 + a) / 2.0 * mean_out + (1.0 - a) / 2.0
 
 
+def log_likelihood_ratio(
+    log_p_x: np.ndarray, p_x_refs: np.ndarray, x_out_mask: np.ndarray, a: float
+) -> np.ndarray:
+    """log LR(x) = log p(x|theta) - log p(x), p(x) the offline marginal (``offline_marginal``).
+
+    log_p_x: (N,); p_x_refs, x_out_mask: (N, K). NaN for samples without an OUT reference.
+    Returns (N,).
+    """
+    return np.asarray(log_p_x, dtype=np.float64) - np.log(offline_marginal(p_x_refs, x_out_mask, a))
+
+
 def rmia_scores(
     log_p_x: np.ndarray,
     p_x_refs: np.ndarray,
@@ -71,12 +82,8 @@ def rmia_scores(
     if gamma <= 0:
         raise ValueError(f"gamma must be > 0, got {gamma}")
     p_z_refs = np.asarray(p_z_refs, dtype=np.float64)
-    log_ratio_x = np.asarray(log_p_x, dtype=np.float64) - np.log(
-        offline_marginal(p_x_refs, x_out_mask, a)
-    )
-    log_ratio_z = np.asarray(log_p_z, dtype=np.float64) - np.log(
-        offline_marginal(p_z_refs, np.ones(p_z_refs.shape, dtype=bool), a)
-    )
+    log_ratio_x = log_likelihood_ratio(log_p_x, p_x_refs, x_out_mask, a)
+    log_ratio_z = log_likelihood_ratio(log_p_z, p_z_refs, np.ones(p_z_refs.shape, dtype=bool), a)
     population = np.sort(log_ratio_z)
     # LR(x, z) > gamma  <=>  log ratio_z < log ratio_x - log gamma (strictly).
     dominated = np.searchsorted(population, log_ratio_x - np.log(gamma), side="left")
@@ -108,8 +115,11 @@ class RmiaInputs:
     log_p_z: np.ndarray
     p_z_refs: np.ndarray
 
-    def scores(self, a: float, gamma: float) -> np.ndarray:
-        """``rmia_scores`` of these inputs: (N,)."""
+    def scores(self, a: float, gamma: float | None) -> np.ndarray:
+        """``rmia_scores`` of these inputs: (N,); with ``gamma`` None, the samples' own
+        ``log_likelihood_ratio`` instead (no population)."""
+        if gamma is None:
+            return log_likelihood_ratio(self.log_p_x, self.p_x_refs, self.x_out_mask, a)
         return rmia_scores(
             self.log_p_x, self.p_x_refs, self.x_out_mask, self.log_p_z, self.p_z_refs, a, gamma
         )
@@ -120,10 +130,11 @@ def rmia_attack(
     shadow: RmiaInputs,
     shadow_members: np.ndarray,
     offline_a: tuple[float, ...],
-    gamma: float,
+    gamma: float | None,
 ) -> tuple[np.ndarray, float, dict]:
     """Offline RMIA scores (N,) of the target's samples, a decision threshold and what was
-    chosen (``offline_a``, ``gamma``, ``population``: Z, ``shadow_auc``).
+    chosen (``offline_a``, ``gamma``, ``population``: Z, ``shadow_auc``). With ``gamma`` None
+    the samples are ranked by their likelihood ratio alone (the population is not used).
 
     The coefficient a (the candidate of ``offline_a`` with the highest AUC, the first of equals)
     and the threshold come from the attacker's side only: the shadow model's samples
@@ -137,12 +148,10 @@ def rmia_attack(
         shadow_auc[a] = auc(roc_curve(scores[testable], members[testable]))
     best_a = max(offline_a, key=lambda a: shadow_auc[a])  # first of equals
     threshold = best_threshold(shadow.scores(best_a, gamma)[testable], members[testable])
-    chosen = {
-        "offline_a": best_a,
-        "gamma": gamma,
-        "population": len(shadow.log_p_z),
-        "shadow_auc": shadow_auc[best_a],
-    }
+    chosen: dict = {"offline_a": best_a}
+    if gamma is not None:
+        chosen |= {"gamma": gamma, "population": len(shadow.log_p_z)}
+    chosen["shadow_auc"] = shadow_auc[best_a]
     return target.scores(best_a, gamma), threshold, chosen
 
 
@@ -177,4 +186,20 @@ def score_rmia_offline(inputs: ScoringInputs, name: str) -> dict[str, Scored]:
         f"{name}: a = {chosen['offline_a']:g} (shadow AUC {chosen['shadow_auc']:.4f}), "
         f"gamma {chosen['gamma']:g}, {chosen['population']} population samples"
     )
+    return {name: Scored(scores, threshold, chosen=chosen, log=(line,))}
+
+
+def score_rmia_offline_ratio(inputs: ScoringInputs, name: str) -> dict[str, Scored]:
+    """Offline RMIA's likelihood ratio p(x|theta) / p(x) as the score, without the pairwise
+    test against population samples: the candidate a of params section ``rmia`` chosen on the
+    shadow model as for RMIA. Shows what the population comparison adds."""
+    settings = inputs.settings[name]
+    scores, threshold, chosen = rmia_attack(
+        role_inputs(inputs.target, inputs.population_ref_p),
+        role_inputs(inputs.shadow, inputs.population_ref_p),
+        inputs.shadow.members,
+        settings["offline_a"],
+        None,
+    )
+    line = f"{name}: a = {chosen['offline_a']:g} (shadow AUC {chosen['shadow_auc']:.4f})"
     return {name: Scored(scores, threshold, chosen=chosen, log=(line,))}

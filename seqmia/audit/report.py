@@ -19,6 +19,16 @@ def _cell(value: float, interval: list[float] | None) -> str:
     return f"{_fmt(value)} <small>[{_fmt(interval[0])}, {_fmt(interval[1])}]</small>"
 
 
+def _behind(nonmembers: float) -> str:
+    """What stands behind a TPR at a fixed FPR when few non-members do: under one, the rate
+    cannot be resolved; under ten, a handful of non-members decide it (and its interval)."""
+    if nonmembers < 1:
+        return " <small>(unresolved)</small>"
+    if nonmembers < 10:
+        return f" <small>({nonmembers:g} non-members)</small>"
+    return ""
+
+
 def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any]) -> str:
     """HTML page for ``eval/metrics.json``-shaped ``metrics``, a PNG figure and the params."""
     attacks = metrics["attacks"]
@@ -31,13 +41,19 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
         tprs = "".join(
             "<td>"
             + _cell(r["tpr_at_fpr"][f], ci.get("tpr_at_fpr", {}).get(f))
-            + ("" if r["nonmembers_at_fpr"][f] >= 1 else " <small>(unresolved)</small>")
+            + _behind(r["nonmembers_at_fpr"][f])
             + "</td>"
             for f in fprs
         )
+        zero = (
+            f"<td>{_fmt(r['tpr_at_zero_fpr'])} <small>({r['members_above_every_nonmember']})"
+            "</small></td>"
+            if "tpr_at_zero_fpr" in r
+            else "<td></td>"
+        )
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{_cell(r['auc'], ci.get('auc'))}</td>"
-            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}"
+            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}{zero}"
             f"<td>{r.get('top_tie', '')}</td><td>{r.get('distinct_scores', '')}</td></tr>"
         )
     models = "".join(
@@ -76,10 +92,12 @@ small {{ color: #666; }} pre {{ background: #f6f6f6; padding: 1em; }}
 <p>{first["n_members"]} target members and {first["n_nonmembers"]} non-members. TPR at a fixed
 FPR is conservative (largest TPR among ROC points at or below that FPR). Brackets: 95% bootstrap
 intervals over the target samples. Rates with fewer than one non-member behind them are marked
-unresolved ({counts}).</p>
+unresolved, and those with fewer than ten name how many ({counts}): such a rate and its
+interval turn on those few non-members' scores. TPR@0 FPR: the members
+scored above every non-member (how many in brackets), which needs no such resolution.</p>
 <h2>Attacks</h2>
-<table><tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>{head}<th>top tie</th>
-<th>distinct scores</th></tr>
+<table><tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>{head}<th>TPR@0 FPR
+<small>(members)</small></th><th>top tie</th><th>distinct scores</th></tr>
 {"".join(rows)}</table>
 <p>Top tie: the largest group of equal scores among the samples that decide the reported TPRs
 (those ranked above the point where the FPR passes the largest reported rate).</p>

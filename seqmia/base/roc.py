@@ -113,6 +113,14 @@ def score_ties(scores: np.ndarray, labels: np.ndarray, fpr_targets: tuple[float,
     }
 
 
+def members_above_every_nonmember(scores: np.ndarray, labels: np.ndarray) -> int:
+    """How many members score strictly above the highest non-member: what the attack finds with
+    no false positive at all. scores, labels: (N,); a member tied with the top non-member does
+    not count."""
+    scores, labels = _check(scores, labels)
+    return int((scores[labels] > scores[~labels].max()).sum())
+
+
 def attack_report(
     scores: np.ndarray, labels: np.ndarray, threshold: float, fpr_targets: tuple[float, ...]
 ) -> dict:
@@ -123,13 +131,19 @@ def attack_report(
     """
     roc = roc_curve(scores, labels)
     n_out = int((np.asarray(labels) == 0).sum())
+    n_in = int((np.asarray(labels) == 1).sum())
+    found = members_above_every_nonmember(scores, labels)
     return {
         "auc": auc(roc),
         "balanced_accuracy": balanced_accuracy(np.asarray(scores) >= threshold, labels),
         "tpr_at_fpr": {f"{f:g}": tpr_at_fpr(roc, f) for f in fpr_targets},
         # How many non-members stand behind each FPR: below 1 the rate cannot be resolved.
         "nonmembers_at_fpr": {f"{f:g}": f * n_out for f in fpr_targets},
-        "n_members": int((np.asarray(labels) == 1).sum()),
+        # Members above every non-member: the TPR at zero false positives, needing no FPR
+        # resolution (the rates above rest on f * n_nonmembers non-members).
+        "tpr_at_zero_fpr": found / n_in,
+        "members_above_every_nonmember": found,
+        "n_members": n_in,
         "n_nonmembers": n_out,
         # Ties reported, never hidden: see ``score_ties``.
         **score_ties(scores, labels, fpr_targets),

@@ -2,8 +2,10 @@
 
 Why float64 log-softmax: in float32 the softmax of a confident model rounds to exactly 1, the loss
 to exactly 0, and many members and non-members tie at the top of the ranking, which destroys the
-low-FPR end of the ROC. Logs are clamped at log(1e-30) as in the official code, so every value is
-finite.
+low-FPR end of the ROC. The metrics work on exact log-probabilities: only the loss is capped at
+-log(1e-30), as in the official code; the entropy and the modified entropy take every probability
+as it is, so they keep ranking samples up to a logit margin of about 700 (a floor at 1e-30 would
+make them constant from a margin of about 75).
 """
 
 from __future__ import annotations
@@ -27,23 +29,26 @@ def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
     )
 
 
-def log_posteriors(logits: torch.Tensor) -> torch.Tensor:
-    """(N, C) logits -> (N, C) float64 log-probabilities, clamped below at log(1e-30).
+def log_posteriors(logits: torch.Tensor, floor: float | None = LOG_FLOOR) -> torch.Tensor:
+    """(N, C) logits -> (N, C) float64 log-probabilities, clamped below at ``floor`` (None: exact).
 
     ``torch.log_softmax`` forms log(1 + r) with r the other classes' mass, which rounds to 0 once
     r < 1e-16 (a logit margin of about 37), so confident members would still tie at loss 0.
-    Summing only the non-argmax terms and taking ``log1p`` keeps r down to float64's range.
+    Summing only the non-argmax terms and taking ``log1p`` keeps r down to float64's range; the
+    log-probabilities themselves are exact at any margin (``shifted`` is formed without exp).
     """
     z = logits.double()
     top, top_idx = z.max(dim=1, keepdim=True)
     shifted = z - top  # (N, C), 0 at the argmax
     rest = shifted.exp().scatter(1, top_idx, 0.0).sum(dim=1, keepdim=True)  # (N, 1)
-    return (shifted - torch.log1p(rest)).clamp(min=LOG_FLOOR)
+    log_p = shifted - torch.log1p(rest)
+    return log_p if floor is None else log_p.clamp(min=floor)
 
 
 def loss_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy -log p_y. (N, C), (N,) -> (N,)."""
-    return -log_p.gather(1, labels[:, None]).squeeze(1)
+    """Cross-entropy -log p_y, capped at -log(1e-30) as the official code caps it.
+    (N, C), (N,) -> (N,)."""
+    return -log_p.gather(1, labels[:, None]).squeeze(1).clamp(min=LOG_FLOOR)
 
 
 def max_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -70,7 +75,9 @@ def m_entropy_metric(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     -expm1(log p_y) and log(1 - p_i) comes from log p_i directly.
     """
     p = log_p.exp()
-    log_1mp = _log1mexp(log_p.clamp(max=-1e-300)).clamp(min=LOG_FLOOR)
+    # log(1 - p_i) with no floor; only p_i within 1e-300 of 1 (a margin beyond about 690, where
+    # float64 has no other classes' mass left) is taken as 1 - 1e-300, so the value stays finite.
+    log_1mp = _log1mexp(log_p.clamp(max=-1e-300))
     is_label = torch.zeros_like(p, dtype=torch.bool).scatter_(1, labels[:, None], True)
     label_term = torch.expm1(log_p) * log_p  # -(1 - p) log p, exact for p near 1
     other_term = -p * log_1mp
@@ -87,6 +94,6 @@ def compute_metrics(
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
-    log_p = log_posteriors(logits)
+    log_p = log_posteriors(logits, floor=None)
     labels = labels.to(log_p.device)
     return torch.stack([METRICS[name](log_p, labels) for name in names], dim=1)
