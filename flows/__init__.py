@@ -21,16 +21,3 @@ import os
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-
-# The dvc.yaml stages, each run as ``python -m flows.<stage>`` (tests/test_dvc_yaml.py checks).
-STAGES = (
-    "prepare",
-    "partition",
-    "train",
-    "reference",
-    "distill",
-    "sequences",
-    "attack",
-    "baselines",
-    "evaluate",
-)

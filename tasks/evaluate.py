@@ -33,6 +33,7 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
             *(layout.attack_member_file(k) for k in members),
             layout.sequences_file("target"),
             layout.baseline_scores_file,
+            *(layout.quantile_scores_file(r) for r in ROLES),
             *(
                 f(r)
                 for r in ROLES
@@ -56,6 +57,7 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
         population_logits={r: got[layout.population_logits_file(r)] for r in ROLES},
         reference_logits=[got[layout.reference_logits_file(i)] for i in refs],
         trained_scores=got[layout.baseline_scores_file],
+        fitted_scores={r: got[layout.quantile_scores_file(r)] for r in ROLES},
         model_reports=reports,
     )
 

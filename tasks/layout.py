@@ -125,6 +125,21 @@ class Layout:
         return self.baselines_dir / "summary.json"
 
     @property
+    def quantile_dir(self) -> Path:
+        """The quantile stage's outputs: each role's regressor, its scores and its report."""
+        return self.root / "data" / "quantile"
+
+    def quantile_scores_file(self, role: str) -> Path:
+        """(sample_id, hinge, mu, log_sigma, quantile_mia) of the role's attack samples."""
+        return self.quantile_dir / f"{role}.parquet"
+
+    def quantile_model_file(self, role: str) -> Path:
+        return self.quantile_dir / f"{role}.pt"
+
+    def quantile_report(self, role: str) -> Path:
+        return self.quantile_dir / f"{role}.json"
+
+    @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
 

@@ -331,6 +331,11 @@ def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
     # Members (even ids) all above 0, one non-member too: balanced accuracy 0.875 at 0.
     nn_posterior = [0.2, -0.5, 0.3, 0.1, 0.8, -0.3, 0.9, -0.2]
     trained = pd.DataFrame({"sample_id": roles["target"], "nn_posterior": nn_posterior})
+    # The quantile stage's tables, rows in reverse: the audit puts them in each role's order.
+    fitted = {
+        role: pd.DataFrame({"sample_id": ids[::-1], "quantile_mia": np.arange(len(ids))[::-1]})
+        for role, ids in roles.items()
+    }
     return AuditInputs(
         sequences=sequences,
         attack_summary=summary,
@@ -339,6 +344,7 @@ def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
         population_logits=population,
         reference_logits=refs,
         trained_scores=trained,
+        fitted_scores=fitted,
         model_reports={"target": {"train_accuracy": 1.0, "test_accuracy": 0.5}},
     )
 
@@ -390,6 +396,9 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
     assert result.metrics["models"] == {"target": {"train_accuracy": 1.0, "test_accuracy": 0.5}}
     assert result.log[0][0] == logging.INFO and "6 population samples" in result.log[0][1]
     assert set(result.curves) == set(attacks)
+    # The quantile stage's scores, put in the samples' order (their values are the sample ids).
+    np.testing.assert_array_equal(frame["quantile_mia"], np.arange(8))
+    assert attacks["quantile_mia"]["n_members"] == 4
 
 
 def test_audit_draws_the_rmia_population_with_the_seed() -> None:

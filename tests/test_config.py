@@ -238,9 +238,18 @@ def test_cnn_on_feature_dataset_refused(raw, model, name):
     assert "train.model" in message and name in message and "mlp" in message
 
 
+def test_cnn_regressor_on_feature_dataset_refused(raw):
+    raw["data"]["name"] = "location"
+    raw["train"]["model"] = "mlp"
+    raw["partition"]["unit"] = "total"
+    message = _error(raw)  # the repository's quantile.model is the small CNN
+    assert "quantile.model" in message and "location" in message and "mlp" in message
+
+
 def test_mlp_on_feature_dataset_accepted(raw):
     raw["data"]["name"] = "location"
     raw["train"]["model"] = "mlp"
+    raw["quantile"]["model"] = "mlp"
     raw["partition"]["unit"] = "total"
     params = params_from_dict(raw)
     assert params.train.mlp_widths == (1024, 512, 256, 128)
@@ -250,6 +259,7 @@ def test_mlp_on_feature_dataset_accepted(raw):
 def test_augment_on_feature_dataset_refused(raw):
     raw["data"]["name"] = "purchase100"
     raw["train"].update(model="mlp", augment=True)
+    raw["quantile"]["model"] = "mlp"
     assert "train.augment" in _error(raw)
 
 

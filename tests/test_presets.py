@@ -130,9 +130,10 @@ def test_metrics_by_experiment_and_table():
     assert lines[0].startswith("| preset | target train acc | target test acc | seqmia AUC")
     # Three columns per family of the registry: SeqMIA's, then those of the first attack of each
     # other family (absent here but the loss attack's: "-"), the loss attack's last.
-    assert family_heads() == ["seqmia", "trajectory_mia", "nn_posterior", "lira_offline", "loss"]
+    heads = ["seqmia", "trajectory_mia", "nn_posterior", "lira_offline", "quantile_mia", "loss"]
+    assert family_heads() == heads
     seqmia, loss = "| 0.710 | 0.0200 | 0.0500 |", " 0.690 | 0.0000"
-    assert lines[2].startswith("| location-cpu | 1.000 | 0.580 " + seqmia + " - |" * 9 + loss)
+    assert lines[2].startswith("| location-cpu | 1.000 | 0.580 " + seqmia + " - |" * 12 + loss)
     assert "| 800 |" in lines[2]
     assert lines[3].startswith("| news20-cpu | failed |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)

@@ -26,14 +26,16 @@ FAMILIES: dict[str, str] = {
     "trajectory": "loss trajectory",
     "posterior_nn": "posterior NN",
     "reference": "reference models",
+    "quantile": "quantile regression",
     "metric": "final-model metric",
 }
 # What an attack reads: the metric sequences of the snapshots, the original model's logits on the
 # attack samples, the reference models' logits, the original model's logits on the population.
 INPUTS = ("sequences", "final_logits", "reference_logits", "population")
 # The dvc.yaml stage that fits an attack. "attack": SeqMIA's model (scored in evaluate);
-# "baselines": trained on shadow data and scored there; "evaluate": calibrated and scored there.
-FIT_STAGES = ("attack", "baselines", "evaluate")
+# "baselines": trained on shadow data and scored there; "quantile": the regressor of each role's
+# model, whose scores the evaluate stage thresholds; "evaluate": calibrated and scored there.
+FIT_STAGES = ("attack", "baselines", "quantile", "evaluate")
 # TrajectoryMIA's attack MLP (Liu et al., CCS 2022); also the flat "no time order" ablation's.
 DEFAULT_MLP_WIDTHS = (512, 128, 32)
 
@@ -169,6 +171,11 @@ ATTACKS: dict[str, Attack] = {
         "rmia:score_rmia_offline",
         settings="rmia",
     ),
+    # Quantile regression (Bertran et al., NeurIPS 2023): a regressor of the model's score on
+    # non-members, fitted on the population; no shadow model needed to score.
+    "quantile_mia": _scored(
+        "quantile", ("final_logits", "population"), "quantile", "quantile:score_quantile"
+    ),
     # RMIA's likelihood ratio alone, without the pairwise test against population samples.
     "rmia_offline_ratio": _scored(
         "reference",
@@ -178,6 +185,9 @@ ATTACKS: dict[str, Attack] = {
         settings="rmia",
     ),
 }
+# The attacks whose fitting stage scores both roles' attack samples itself (one column per attack
+# in that stage's per-role table); the evaluate stage reads them and thresholds them.
+FITTED = {name: a for name, a in ATTACKS.items() if a.fit_stage == "quantile"}
 # The shadow-trained attacks that ``baselines.attacks`` may choose.
 TRAINED = {name: a for name, a in ATTACKS.items() if a.fit_stage == "baselines"}
 # The params sections of their recipes, in registry order.

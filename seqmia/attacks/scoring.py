@@ -32,7 +32,9 @@ class RoleData:
 
     labels, members: (N,); logits: (N, C) float64, the role's original model; ref_logits: (N, K, C)
     the K reference models, ref_out: (N, K) whether each left the sample out; population_log_p:
-    (Z,) log p(z|model) of the role's original model on the population samples.
+    (Z,) log p(z|model) of the role's original model on the population samples; fitted: attack
+    name -> (N,) the scores that the attack's own fitting stage gave the role's samples (the
+    quantile regression's).
     """
 
     labels: np.ndarray
@@ -41,6 +43,7 @@ class RoleData:
     ref_logits: np.ndarray
     ref_out: np.ndarray
     population_log_p: np.ndarray
+    fitted: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqmia.attacks.registry import ATTACKS
+from seqmia.attacks.registry import ATTACKS, FITTED
 from seqmia.attacks.rmia import population_rows, true_class_log_prob, true_class_prob
 from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_reference
 from seqmia.attacks.seqmia.frames import frame_to_arrays
@@ -119,8 +119,9 @@ class AuditInputs:
     final_logits and population_logits: role -> (sample_id, label, …, logit_*) of each role's
     final model on its attack samples (with ``member``) and on RMIA's population samples;
     reference_logits: one frame per reference model (sample_id, role, in_training, logit_*);
-    trained_scores: (sample_id, one log-odds column per trained baseline); model_reports:
-    model name -> its report.
+    trained_scores: (sample_id, one log-odds column per trained baseline); fitted_scores: role ->
+    (sample_id, one column per attack that a fitting stage of its own scored, e.g. the quantile
+    regression's); model_reports: model name -> its report.
     """
 
     sequences: pd.DataFrame
@@ -130,6 +131,7 @@ class AuditInputs:
     population_logits: dict[str, pd.DataFrame]
     reference_logits: list[pd.DataFrame]
     trained_scores: pd.DataFrame
+    fitted_scores: dict[str, pd.DataFrame]
     model_reports: dict[str, dict]
 
 
@@ -171,6 +173,7 @@ def scoring_inputs(
         labels = frame["label"].to_numpy()
         ref_logits, ref_out = reference_logits(inputs.reference_logits, role, frame)
         z = in_order(order, inputs.population_logits[role])
+        fitted = in_order(frame[["sample_id"]], inputs.fitted_scores[role])
         roles[role] = RoleData(
             labels=labels,
             members=frame["member"].to_numpy(),
@@ -178,6 +181,7 @@ def scoring_inputs(
             ref_logits=ref_logits,
             ref_out=ref_out,
             population_log_p=true_class_log_prob(logit_array(z), z["label"].to_numpy()),
+            fitted={name: fitted[name].to_numpy() for name in FITTED},
         )
     return ScoringInputs(
         target=roles["target"],

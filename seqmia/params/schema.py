@@ -62,6 +62,7 @@ SECTION_MODULES = {
     "train": "seqmia.params.train",
     "reference": "seqmia.params.reference",
     "rmia": "seqmia.params.rmia",
+    "quantile": "seqmia.params.quantile",
     "distill": "seqmia.params.distill",
     "sequences": "seqmia.params.sequences",
     "attack": "seqmia.params.attack",

@@ -20,6 +20,7 @@ from seqmia.params.data import DataParams
 from seqmia.params.distill import DistillParams
 from seqmia.params.evaluate import EvaluateParams
 from seqmia.params.partition import PartitionParams
+from seqmia.params.quantile import QuantileParams
 from seqmia.params.reference import ReferenceParams
 from seqmia.params.rmia import RmiaParams
 from seqmia.params.schema import (
@@ -49,6 +50,7 @@ class Params:
     train: TrainParams
     reference: ReferenceParams
     rmia: RmiaParams
+    quantile: QuantileParams
     distill: DistillParams
     sequences: SequencesParams
     attack: AttackParams
@@ -76,6 +78,13 @@ def check_combinations(params: Params) -> None:
             f"params key 'train.model' is {shown(model)}, a convolutional network for images, "
             f"but data.name {shown(name)} is a set of feature vectors; use train.model: "
             f"{' or '.join(n for n, spec in MODELS.items() if not spec.images_only)}"
+        )
+    if features and MODELS[params.quantile.model].images_only:
+        flat = " or ".join(n for n, spec in MODELS.items() if not spec.images_only)
+        raise ParamsError(
+            f"params key 'quantile.model' is {shown(params.quantile.model)}, a convolutional "
+            f"network for images, but data.name {shown(name)} is a set of feature vectors; use "
+            f"quantile.model: {flat}"
         )
     if features and params.train.augment:
         raise ParamsError(
