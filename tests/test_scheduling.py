@@ -155,7 +155,7 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
     check_records(repo, head, pool_runs, finished)
     first, second = sorted(finished.values(), key=lambda r: r["start_time"])
     assert second["start_time"] >= first["end_time"]  # back to back, the second after the first
-    # Stages are child flow runs: all nine in the first run; in the second only what its override
+    # Stages are child flow runs: all of them in the first run; in the second only what its override
     # changes (the others come back from DVC's run-cache).
     children = api.children(first["id"])
     assert sorted(c["name"] for c in children) == sorted(f"{first['name']}-{s}" for s in STAGES)
