@@ -153,7 +153,9 @@ def test_a_stale_state_file_naming_a_live_process_is_replaced_and_nobody_signall
         assert parse_state((home / STATE_FILE).read_text())["url"] == url
         assert _server.shared_server_url(timeout=180) == (url, 0.0)  # answering: no wait
         _server.stop_shared_server(wait=60)  # by request: the keeper stops its own server
-        assert not _keeper_alive(home) and not healthy(url)
+        assert not _keeper_alive(home)
+        # It withdraws its record before it stops the server and waits for it to exit.
+        assert _wait_until(lambda: not healthy(url), 60), "the server still answers"
         assert not (home / STATE_FILE).exists()
         assert bystander.poll() is None, "a process named in the state file was signalled"
     finally:
