@@ -235,15 +235,11 @@ def absolute_remotes(repo: Path, workspace: Path) -> None:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``, read from /proc; where there is no
-    /proc, whether the group accepts a signal at all."""
+    """Live (not zombie) processes of process group ``pgid``, read from /proc; none are known
+    where there is no /proc (then only the group's leader is watched, ``leader_running``)."""
     proc_root = Path("/proc")
     if not proc_root.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        return [pgid]
+        return []
     members = []
     for entry in proc_root.iterdir():
         try:
@@ -255,20 +251,30 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def leader_running(proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` (started here, not yet reaped) still runs, asked without reaping it: an
+    unreaped child keeps its pid, and so the id of the group it leads, this process's."""
+    if proc.returncode is not None:
+        return False
+    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+
 def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
     """Stop ``proc`` and every process of its group: SIGTERM, then SIGKILL to what is left after
     ``grace`` seconds. Waits for the whole group, not only ``proc``: a stage process that DVC
     started can outlive ``dvc`` (its tasks' threads finish before the interpreter exits), and one
-    still writing into the workspace while it is removed leaves files behind."""
+    still writing into the workspace while it is removed leaves files behind.
+
+    ``proc`` must not have been reaped (``stream`` waits for it with ``WNOWAIT``): it is reaped
+    here, last, so every signal goes to the group this code started, whose id no other process
+    can have been given meanwhile."""
+    if proc.returncode is not None:
+        raise RuntimeError(f"process {proc.pid} was already reaped: its group id is no longer ours")
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
+        os.killpg(proc.pid, sig)  # the unreaped leader (running or a zombie) holds the group id
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            proc.poll()  # reap the leader, so that it does not count as alive
-            if not group_members(proc.pid):
+            if not leader_running(proc) and not group_members(proc.pid):
                 break
             time.sleep(0.1)
         else:
@@ -299,11 +305,14 @@ def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
             logger.info("%s", lines[-1])
-        proc.wait()
+        # The leader's exit, without reaping it: its group may still hold a stage process.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
     finally:
-        if proc.poll() is None or group_members(proc.pid):
+        if leader_running(proc) or group_members(proc.pid):
             logger.warning("stopping %s (process group %d)", " ".join(cmd), proc.pid)
             stop_group(proc)
+        else:
+            proc.wait()
     output = "\n".join(lines)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")

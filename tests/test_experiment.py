@@ -144,3 +144,34 @@ def test_stopping_a_stage_waits_for_its_whole_process_group() -> None:
     stop_group(proc, grace=0.5)
     assert group_members(proc.pid) == []
     assert proc.returncode is not None
+
+
+def test_a_reaped_process_group_is_never_signalled() -> None:
+    # Once the leader is reaped its pid, the group's id, may be given to another process.
+    import subprocess
+
+    import pytest
+
+    from flows.experiment import leader_running, stop_group
+
+    proc = subprocess.Popen(["true"], start_new_session=True)
+    proc.wait()
+    assert not leader_running(proc)
+    with pytest.raises(RuntimeError, match="already reaped"):
+        stop_group(proc, grace=0.1)
+
+
+def test_leader_running_does_not_reap_the_leader() -> None:
+    import os
+    import subprocess
+    import time
+
+    from flows.experiment import leader_running
+
+    proc = subprocess.Popen(["true"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while leader_running(proc) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leader_running(proc) and proc.returncode is None  # exited, still unreaped
+    assert os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    assert proc.wait() == 0
