@@ -22,7 +22,7 @@ from seqmia.target.checkpoint import load_given_target, query_given_target
 from seqmia.training.classifier import epoch_logger
 from seqmia.training.distill import distill, distill_epochs
 from tasks import sections
-from tasks.common import ARTEFACT_TASK, load_prepared
+from tasks.common import ARTEFACT_TASK, load_prepared, record_timing
 from tasks.layout import Layout
 
 
@@ -77,5 +77,6 @@ def distill_role(
         options=sections.fit_options(train, device),
     )
     seconds = time.perf_counter() - started
+    record_timing(f"distill {role}", seconds)
     logger.info("%s: %d snapshots in %.0fs", role, distill_params.epochs, seconds)
     return {"role": role, "snapshots": distill_params.epochs, "seconds": seconds}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 from prefect import get_run_logger, task
 
@@ -17,7 +19,7 @@ from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
 from seqmia.target.checkpoint import GivenTarget
 from tasks import sections
-from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
+from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared, record_timing
 from tasks.layout import Layout
 
 
@@ -55,6 +57,7 @@ def write_sequences(
     ids, series = samples["sample_id"].to_numpy(), layout.model_series(role, epochs)
     given, dev = given_target(role, target, train, layout), resolve_device(device)
     architecture = sections.architecture(train)
+    started = time.perf_counter()
     logits = (
         model_logits(
             p,
@@ -69,6 +72,7 @@ def write_sequences(
         for p in series
     )
     frame, final = metric_sequences(samples, labels, logits, list(sequences.metrics))
+    record_timing(f"sequences {role}", time.perf_counter() - started)  # the queries run lazily here
     raise_if_stopped()
     write_parquet(layout.sequences_file(role), frame)
     write_parquet(layout.final_logits_file(role), final_logits_frame(samples, final))
