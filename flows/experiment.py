@@ -48,6 +48,7 @@ from seqmia.base.artifacts import atomic_path
 from seqmia.base.errors import UserError, first_line
 from seqmia.params.presets import check_preset, parse_overrides
 from seqmia.params.schema import clip, parse_document, read_document, shown
+from tasks.common import TIMINGS_ENV, TIMINGS_FILE
 
 PARAMS = "params.yaml"
 RECORD = "experiment.json"  # the experiment's own record, saved in its git commit
@@ -189,7 +190,8 @@ def has_remote(workspace: Path) -> bool:
 @contextmanager
 def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
     """A temporary git worktree of ``repo`` checked out at commit ``base`` that uses ``repo``'s DVC
-    cache and local DVC settings (remotes, credentials); removed afterwards, whatever happens."""
+    cache, local DVC settings (credentials) and remotes, however they were added; removed
+    afterwards, whatever happens."""
     parent = Path(tempfile.mkdtemp(prefix=f"seqmia-{label}-"))
     workspace = parent / "workspace"
     git("worktree", "add", "--detach", "--end-of-options", str(workspace), base, cwd=repo)
@@ -206,7 +208,7 @@ def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
             check=True,
             capture_output=True,
         )
-        absolute_remotes(repo, workspace)
+        carry_remotes(repo, workspace)
         yield workspace
     finally:
         subprocess.run(
@@ -216,18 +218,20 @@ def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
         subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
 
 
-def absolute_remotes(repo: Path, workspace: Path) -> None:
-    """Point the workspace at the repository's local-folder remotes by absolute path: a relative
-    remote path in ``.dvc/config`` is relative to that file, another folder in the workspace.
-    (``dvc remote list`` prints local paths resolved.)"""
-    listed = subprocess.run(
-        ["dvc", "remote", "list"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
-    for line in listed.splitlines():
-        name, url, *_ = [*line.split(), ""]
-        if url and "://" not in url and Path(url).is_absolute():
+def carry_remotes(repo: Path, workspace: Path) -> None:
+    """Give the workspace the repository's DVC remotes as they are set up now, committed or not
+    (``dvc remote add`` writes ``.dvc/config``, which the worktree has only as committed) or
+    ``--local``: every ``remote.*`` setting and the default remote, written into the workspace's
+    local config. ``dvc config --list`` prints a local-folder remote's path resolved, so a relative
+    one keeps pointing at the repository's folder, not into the workspace."""
+    listed = subprocess.run(["dvc", "config", "--list"], cwd=repo, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise UserError(f"cannot read the DVC config of {repo}: {first_line(listed.stderr)}")
+    for line in listed.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and (key.startswith("remote.") or key == "core.remote"):
             subprocess.run(
-                ["dvc", "remote", "modify", "--local", name, "url", url],
+                ["dvc", "config", "--local", key, value],
                 cwd=workspace,
                 check=True,
                 capture_output=True,
@@ -317,6 +321,24 @@ def stream(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")
     return output
+
+
+def stage_env(repo: Path, name: str) -> dict[str, str]:
+    """The environment of a workspace's stages: the repository's data root and timings file
+    (by absolute path: the workspace is elsewhere), the experiment's name on every timing."""
+    data_root = os.environ.get("SEQMIA_DATA_ROOT") or "data/raw"
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",  # stage logs stream line by line
+        "SEQMIA_DATA_ROOT": str((repo / data_root).resolve()),
+        TIMINGS_ENV: str(timings_file(repo)),
+        "SEQMIA_EXPERIMENT": name,
+    }
+
+
+def timings_file(repo: Path) -> Path:
+    """The repository's timings file, where every workspace's stages append."""
+    return repo / TIMINGS_FILE
 
 
 @task(task_run_name="stage-{stage}")
@@ -434,14 +456,7 @@ def experiment_flow(
             "overrides": overrides,
             "params_diff": diff,
         }
-        data_root = os.environ.get("SEQMIA_DATA_ROOT") or "data/raw"
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",  # stage logs stream line by line
-            "SEQMIA_DATA_ROOT": str((repo / data_root).resolve()),
-            "SEQMIA_TIMINGS_FILE": str(repo / "logs" / "timings.jsonl"),
-            "SEQMIA_EXPERIMENT": name,
-        }
+        env = stage_env(repo, name)
         remote = has_remote(workspace)
         for stage in pipeline_stages(workspace):
             reproduce_stage(stage, workspace, env, remote)

@@ -6,6 +6,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.attacks.registry import ATTACKS
+from seqmia.audit.costs import training_work
 from seqmia.audit.plots import plot_roc_loglog
 from seqmia.audit.protocol import AuditInputs, audit
 from seqmia.audit.report import render_report
@@ -70,13 +71,22 @@ def evaluate_attacks(
     the HTML report (which lists ``run_params``, the whole of params.yaml, and from which each
     attack of the registry gets its settings section)."""
     settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
+    inputs = read_audit_inputs(references, layout)
     result = audit(
-        read_audit_inputs(references, layout),
+        inputs,
         evaluate.fpr_targets,
         evaluate.bootstrap,
         run_params["rmia"]["population"],
         seed,
         settings,
+        training_work(
+            run_params,
+            inputs.model_reports,
+            inputs.attack_summary,
+            inputs.final_logits["shadow"]["member"].to_numpy(),
+            len(inputs.population_logits["target"]),
+            inputs.attack_summary["metrics"],
+        ),
     )
     for name, curve in result.curves.items():
         roc = pd.DataFrame({"fpr": curve.fpr, "tpr": curve.tpr})

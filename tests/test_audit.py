@@ -17,6 +17,7 @@ from seqmia.attacks.networks import build_attack, member_log_odds
 from seqmia.attacks.registry import ATTACKS
 from seqmia.attacks.rmia import true_class_prob
 from seqmia.attacks.scoring import RoleData, ScoringInputs, per_reference
+from seqmia.audit.costs import Work
 from seqmia.audit.protocol import (
     AuditInputs,
     attack_reports,
@@ -349,6 +350,20 @@ def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
     )
 
 
+# Every piece of training the tiny inputs' attacks use, sized so that each sum is distinct.
+WORK = {
+    name: Work(models, epochs)
+    for name, models, epochs in [
+        ("shadow_model", 1, 1),
+        ("distillation", 2, 10),
+        ("seqmia_attack", 1, 100),
+        ("nn_posterior", 1, 1000),
+        ("reference_models", 2, 10000),
+        ("quantile_regressors", 2, 100000),
+    ]
+}
+
+
 def _rmia(offline_a: tuple[float, ...], gamma: float) -> dict[str, dict]:
     section = {"offline_a": offline_a, "gamma": gamma}
     return {"rmia_offline": section, "rmia_offline_ratio": section}
@@ -356,7 +371,7 @@ def _rmia(offline_a: tuple[float, ...], gamma: float) -> dict[str, dict]:
 
 def test_audit_scores_every_attack_in_the_samples_order() -> None:
     inputs = _tiny_inputs(np.random.default_rng(1))
-    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0))
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0), WORK)
     attacks = result.metrics["attacks"]
     assert list(attacks)[:2] == ["seqmia", "nn_posterior"]
     assert {"lira_offline", "rmia_offline", "loss", "loss_cc"} <= set(attacks)
@@ -399,11 +414,26 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
     # The quantile stage's scores, put in the samples' order (their values are the sample ids).
     np.testing.assert_array_equal(frame["quantile_mia"], np.arange(8))
     assert attacks["quantile_mia"]["n_members"] == 4
+    # Costs: each attack counts each piece of work it uses once; shared pieces are listed once.
+    assert attacks["seqmia"]["cost"] == {
+        "models": 4,
+        "sample_epochs": 111,
+        "work": ["shadow_model", "distillation", "seqmia_attack"],
+    }
+    assert attacks["lira_offline"]["cost"]["sample_epochs"] == 10001
+    assert attacks["loss_cc"]["cost"]["models"] == 1
+    work = result.metrics["training_work"]
+    assert work["shadow_model"]["used_by"] == list(attacks)  # every threshold is calibrated there
+    assert work["reference_models"]["used_by"] == [
+        "lira_offline",
+        "rmia_offline",
+        "rmia_offline_ratio",
+    ]
 
 
 def test_audit_draws_the_rmia_population_with_the_seed() -> None:
     inputs = _tiny_inputs(np.random.default_rng(1))
-    small = audit(inputs, (0.25,), 0, 3, 0, _rmia((0.5,), 1.0))
+    small = audit(inputs, (0.25,), 0, 3, 0, _rmia((0.5,), 1.0), WORK)
     assert small.metrics["attacks"]["rmia_offline"]["chosen"]["population"] == 3
     rmia = small.scores["rmia_offline"].to_numpy()
     assert set(np.round(rmia * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}  # a count over 3 population samples
@@ -416,7 +446,7 @@ def test_rmia_ratio_variant_ranks_by_the_likelihood_ratio_of_the_chosen_a() -> N
     from seqmia.attacks.rmia import log_likelihood_ratio, offline_marginal
 
     inputs = _tiny_inputs(np.random.default_rng(1))
-    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0))
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0), WORK)
     attacks = result.metrics["attacks"]
     chosen = attacks["rmia_offline_ratio"]["chosen"]
     assert set(chosen) == {"offline_a", "shadow_auc"}  # no gamma, no population

@@ -138,3 +138,41 @@ def test_student_moves_towards_the_teacher(seed):
         copy.deepcopy(start), teacher, inputs, recipe, torch.Generator().manual_seed(3)
     )
     assert gap(student) < 0.9 * before
+
+
+def test_a_shorter_distillation_is_the_first_snapshots_of_a_longer_one():
+    """The budget comparison takes SeqMIA with n snapshots from the first n of a longer run: with
+    a step schedule nothing in epoch e depends on how many epochs follow."""
+    inputs, teacher = _inputs(), _model(0).eval()
+    runs = {}
+    for epochs in (2, 3):
+        saved = []
+        distill(
+            _model(1),
+            teacher,
+            inputs,
+            dataclasses.replace(RECIPE, epochs=epochs),  # a step schedule
+            torch.Generator().manual_seed(2),
+            on_snapshot=lambda i, m, saved=saved: saved.append(_states([m])[0]),
+        )
+        runs[epochs] = saved
+    assert len(runs[3]) == 3
+    assert all(_equal(a, b) for a, b in zip(runs[2], runs[3][:2], strict=True))
+
+
+def test_a_cosine_schedule_depends_on_the_whole_length():
+    """Why the budget comparison refuses a cosine schedule: its rate follows the total epochs."""
+    inputs, teacher = _inputs(), _model(0).eval()
+    firsts = []
+    for epochs in (2, 3):
+        saved = []
+        distill(
+            _model(1),
+            teacher,
+            inputs,
+            dataclasses.replace(RECIPE, epochs=epochs, schedule="cosine"),
+            torch.Generator().manual_seed(2),
+            on_snapshot=lambda i, m, saved=saved: saved.append(_states([m])[0]),
+        )
+        firsts.append(saved[1])
+    assert not _equal(*firsts)

@@ -3,6 +3,8 @@ the params diff) and the comparison command's table and page."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 import yaml
 
 from flows.compare import Experiment, html_page, table_rows, text_table
-from flows.experiment import metrics_table, params_diff, write_overrides
+from flows.experiment import metrics_table, params_diff, workspace_at, write_overrides
 from seqmia.params.presets import apply_overrides, parse_overrides
 from seqmia.params.schema import ParamsError
 from tests.conftest import REPO
@@ -175,3 +177,34 @@ def test_leader_running_does_not_reap_the_leader() -> None:
     assert not leader_running(proc) and proc.returncode is None  # exited, still unreaped
     assert os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     assert proc.wait() == 0
+
+
+def test_a_workspace_uses_the_remotes_however_they_were_added(tmp_path: Path) -> None:
+    """``dvc remote add -d`` without a commit (the per-host step of docs/experiments.md), a
+    ``--local`` remote and a committed one with a relative path all reach the workspace, which is
+    checked out at a commit that has only the committed one."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+    def run(*args: str, cwd: Path = repo) -> str:
+        return subprocess.run(
+            args, cwd=cwd, env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "remote", "add", "committed", "../committed-store")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "shared-store"))
+    run("dvc", "remote", "modify", "shared", "jobs", "3")
+    run("dvc", "remote", "add", "--local", "mine", str(tmp_path / "my-store"))
+    with workspace_at(repo, "HEAD", "remotes") as workspace:
+        listed = run("dvc", "remote", "list", cwd=workspace).split()
+        assert listed[listed.index("committed") + 1] == str(tmp_path / "committed-store")
+        assert listed[listed.index("shared") + 1] == str(tmp_path / "shared-store")
+        assert listed[listed.index("mine") + 1] == str(tmp_path / "my-store")
+        assert run("dvc", "remote", "default", cwd=workspace).strip() == "shared"
+        assert run("dvc", "config", "remote.shared.jobs", cwd=workspace).strip() == "3"
+    assert run("git", "status", "--porcelain") == " M .dvc/config\n"  # the repo as it was

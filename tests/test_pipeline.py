@@ -194,6 +194,50 @@ def test_unchanged_repro_runs_nothing(clean_run, env: dict[str, str]) -> None:
     assert stages_run(repro(repo, env).stdout) == []
 
 
+def test_budget_comparison_takes_every_smaller_budget_from_one_run(
+    clean_run, env: dict[str, str]
+) -> None:
+    """``flows.budget`` reruns nothing DVC has (the clean run's stages come from its run-cache),
+    leaves the checkout alone, and its largest budgets are the run's own results."""
+    repo, _, metrics = clean_run
+    args = ["--seeds", "0", "--references", "1", "2", "--snapshots", "3", "12"]
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.budget", *args, "--fprs", "0.01", "0.1"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Running stage" not in result.stdout + result.stderr  # every stage restored
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True
+    )
+    assert status.stdout == b""
+    budget = json.loads((repo / "eval" / "budget.json").read_text())
+    points = {(p["attack"], p["setting"]): p for p in budget["points"]}
+    own = metrics["attacks"]
+    for (attack, setting), name in {
+        ("lira_offline", "k=2"): "lira_offline",
+        ("rmia_offline", "k=2"): "rmia_offline",
+        ("seqmia", "n=12"): "seqmia",
+        ("quantile_mia", ""): "quantile_mia",
+    }.items():
+        point = points[(attack, setting)]
+        assert point["auc"] == pytest.approx(own[name]["auc"])
+        assert point["tpr_at_fpr"] == {f: own[name]["tpr_at_fpr"][f] for f in ("0.01", "0.1")}
+        assert point["sample_epochs"] == own[name]["cost"]["sample_epochs"]
+    one, two = points[("lira_offline", "k=1")], points[("lira_offline", "k=2")]
+    assert (one["models"], two["models"]) == (2, 3)  # the shadow model and k references
+    assert one["sample_epochs"] < two["sample_epochs"]
+    short, long = points[("seqmia", "n=3")], points[("seqmia", "n=12")]
+    assert short["sample_epochs"] < long["sample_epochs"] and short["models"] == long["models"]
+    table = (repo / "eval" / "budget.md").read_text()
+    assert "| seqmia | n=3 |" in table and "TPR@10% FPR" in table
+    assert (repo / "eval" / "budget.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_changing_attack_params_reruns_only_attack_and_evaluate(
     clean_run, env: dict[str, str]
 ) -> None:

@@ -19,6 +19,7 @@ from seqmia.attacks.registry import ATTACKS, FITTED
 from seqmia.attacks.rmia import population_rows, true_class_log_prob, true_class_prob
 from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_reference
 from seqmia.attacks.seqmia.frames import frame_to_arrays
+from seqmia.audit.costs import Work, attack_costs, work_table
 from seqmia.base.roc import (
     Roc,
     attack_report,
@@ -218,13 +219,16 @@ def audit(
     population: int,
     seed: int,
     settings: dict[str, dict],
+    work: dict[str, Work],
 ) -> Audit:
     """Score the target's members and non-members with every attack and report.
 
     SeqMIA and the trained baselines score log-odds, "member" at 0 (P(member) = 0.5, fixed in
     advance); the metric attacks, LiRA and RMIA calibrate their thresholds on the shadow model.
     RMIA's population is ``population`` samples of the population part drawn with ``seed``
-    (0: all); ``settings``: each attack's own params by name (RMIA's candidates for a, gamma).
+    (0: all); ``settings``: each attack's own params by name (RMIA's candidates for a, gamma);
+    ``work``: the training the attacks depend on (``seqmia.audit.costs.training_work``), which
+    gives each attack's ``cost`` and the ``training_work`` entry.
     """
     metric_names = inputs.attack_summary["metrics"]
     samples, sequences = frame_to_arrays(inputs.sequences, metric_names)
@@ -240,10 +244,16 @@ def audit(
     for name, result in results.items():
         if result.chosen is not None:
             attacks[name]["chosen"] = result.chosen
+    for name, cost in attack_costs(list(attacks), work).items():
+        attacks[name]["cost"] = cost
     for name, report in attacks.items():
         if (warning := tie_warning(name, report)) is not None:
             log.append((logging.WARNING, warning))
     for name, report in sorted(attacks.items(), key=lambda kv: -kv[1]["auc"]):
         log.append((logging.INFO, summary_line(name, report)))
-    metrics = {"attacks": attacks, "models": model_accuracies(inputs.model_reports)}
+    metrics = {
+        "attacks": attacks,
+        "models": model_accuracies(inputs.model_reports),
+        "training_work": work_table(list(attacks), work),
+    }
     return Audit(metrics=metrics, scores=samples.assign(**scores), curves=curves, log=log)

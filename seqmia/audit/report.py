@@ -51,10 +51,15 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
             if "tpr_at_zero_fpr" in r
             else "<td></td>"
         )
+        cost = (
+            f"<td>{r['cost']['models']} · {r['cost']['sample_epochs']:,}</td>"
+            if "cost" in r
+            else "<td></td>"
+        )
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{_cell(r['auc'], ci.get('auc'))}</td>"
             f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}{zero}"
-            f"<td>{r.get('top_tie', '')}</td><td>{r.get('distinct_scores', '')}</td></tr>"
+            f"<td>{r.get('top_tie', '')}</td><td>{r.get('distinct_scores', '')}</td>{cost}</tr>"
         )
     models = "".join(
         f"<tr><td>{role}</td><td>{_fmt(m['train_accuracy'])}</td><td>{_fmt(m['test_accuracy'])}"
@@ -76,6 +81,11 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
         "TPR there drops the whole tie): " + "; ".join(straddled) + ".</p>"
         if straddled
         else "<p>No tie of scores straddles a reported FPR.</p>"
+    )
+    work = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{w['models']}</td><td>{w['sample_epochs']:,}</td>"
+        f"<td>{html.escape(', '.join(w['used_by']))}</td></tr>"
+        for name, w in metrics.get("training_work", {}).items()
     )
     image = base64.b64encode(roc_png).decode()
     return f"""<!doctype html>
@@ -102,6 +112,12 @@ scored above every non-member (how many in brackets), which needs no such resolu
 <p>Top tie: the largest group of equal scores among the samples that decide the reported TPRs
 (those ranked above the point where the FPR passes the largest reported rate).</p>
 {tie_note}
+<h2>What the attacks cost</h2>
+<p>Training each attack depends on beyond the audited model: models trained and sample-epochs
+(training samples × epochs, summed over them). A piece of work several attacks use is listed
+once below; each attack's cost above counts every piece it uses once. Queries are not counted.
+</p>
+<table><tr><th>work</th><th>models</th><th>sample-epochs</th><th>used by</th></tr>{work}</table>
 <h2>ROC (log-log)</h2>
 <p>Left: SeqMIA and the best attack of each family; right: SeqMIA's ablations and options.</p>
 <img alt="ROC curves: headline comparison and ablations" src="data:image/png;base64,{image}">
