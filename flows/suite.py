@@ -12,7 +12,8 @@ The preset name ``params`` means params.yaml as it is.
 Each preset (``presets/<name>.yaml``) is checked against the params schema, queued with
 ``dvc exp run --queue --name <preset>-<stamp> -S key=value …``, the queue is started with
 ``dvc queue start`` and watched until it is empty; then ``dvc exp show --json`` gives every
-experiment's ``eval/metrics.json`` and a Markdown table of them is printed and written.
+experiment's commit, its ``eval/metrics.json`` is read from the DVC cache there, and a Markdown
+table of them is printed and written.
 ``$SEQMIA_DATA_ROOT`` is made absolute, since queued experiments run in temporary copies.
 """
 
@@ -26,13 +27,15 @@ import sys
 import time
 from pathlib import Path
 
+import dvc.api
 from prefect import flow, get_run_logger, task
 
 from seqmia.audit.tables import (
+    METRICS_FILE,
     attack_statistic,
+    experiment_revs,
     markdown_table,
     mean_sd_table,
-    metrics_by_experiment,
     plot_sweep,
     sweep_attacks,
 )
@@ -126,7 +129,11 @@ def suite_flow(
     # --all-commits: experiments stay attached to the commit they were queued from, and the
     # workspace may have moved on while the queue ran.
     shown = json.loads(_dvc("exp", "show", "--json", "--all-commits").stdout)
-    found = metrics_by_experiment(shown, list(names.values()))
+    revs = experiment_revs(shown, list(names.values()))
+    found = {
+        name: None if rev is None else json.loads(dvc.api.read(METRICS_FILE, rev=rev))
+        for name, rev in revs.items()
+    }
     table = markdown_table({label(p, v): found[n] for (p, v), n in names.items()})
     if key is not None:
         by_preset = {p: {v: found[names[(p, v)]] for v in values} for p in overrides}

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from seqmia.attacks.registry import ATTACKS
 from seqmia.audit.costs import training_work
 from seqmia.audit.plots import plot_roc_loglog
-from seqmia.audit.protocol import AuditInputs, audit
+from seqmia.audit.protocol import AuditInputs, audit, headline_metrics
 from seqmia.audit.report import render_report
 from seqmia.base.artifacts import (
     atomic_path,
@@ -20,6 +20,9 @@ from seqmia.data.parts import ROLES
 from seqmia.params.evaluate import EvaluateParams
 from tasks.common import ARTEFACT_TASK, check_inputs
 from tasks.layout import Layout
+
+# The DVC metrics file beside eval/metrics.json: the few numbers `dvc exp show` prints.
+HEADLINE_NAME = "headline.json"
 
 
 def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
@@ -67,9 +70,9 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
 def evaluate_attacks(
     evaluate: EvaluateParams, references: int, seed: int, run_params: dict, layout: Layout
 ) -> dict:
-    """Write eval/metrics.json, per-attack ROC CSVs, the log-log ROC PNG, per-sample scores and
-    the HTML report (which lists ``run_params``, the whole of params.yaml, and from which each
-    attack of the registry gets its settings section)."""
+    """Write eval/metrics.json and its headline, per-attack ROC CSVs, the log-log ROC PNG,
+    per-sample scores and the HTML report (which lists ``run_params``, the whole of params.yaml,
+    and from which each attack of the registry gets its settings section)."""
     settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
     inputs = read_audit_inputs(references, layout)
     result = audit(
@@ -92,6 +95,7 @@ def evaluate_attacks(
         roc = pd.DataFrame({"fpr": curve.fpr, "tpr": curve.tpr})
         write_csv(layout.roc_dir / f"{name}.csv", roc)
     write_json(layout.metrics_file, result.metrics)
+    write_json(layout.eval_dir / HEADLINE_NAME, headline_metrics(result.metrics))
     write_parquet(layout.scores_file, result.scores)
     title = f"{run_params['data']['name']} / {run_params['train']['model']}"
     plot_roc_loglog(result.curves, layout.roc_png, title=title)

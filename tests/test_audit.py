@@ -22,6 +22,7 @@ from seqmia.audit.protocol import (
     AuditInputs,
     attack_reports,
     audit,
+    headline_metrics,
     in_order,
     logit_array,
     model_accuracies,
@@ -422,6 +423,9 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
     }
     assert attacks["lira_offline"]["cost"]["sample_epochs"] == 10001
     assert attacks["loss_cc"]["cost"]["models"] == 1
+    headline = headline_metrics(result.metrics)
+    assert headline["seqmia_auc"] == attacks["seqmia"]["auc"]
+    assert "seqmia@1%" not in headline and "metric@1%" not in headline  # 25% FPR only
     work = result.metrics["training_work"]
     assert work["shadow_model"]["used_by"] == list(attacks)  # every threshold is calibrated there
     assert work["reference_models"]["used_by"] == [

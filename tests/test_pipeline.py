@@ -378,3 +378,57 @@ def test_dask_task_runner_trains_the_same_models(
     assert result.returncode == 0, output[-3000:]
     assert "LocalCluster" in output  # the tasks really went through Dask
     assert {p.name: p.read_bytes() for p in models.glob("*.pt")} == before
+
+
+def test_experiments_line_up_in_a_120_column_terminal(
+    clean_run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """``eval/headline.json`` is the DVC metrics file (the full report is an output): two
+    experiments' headline numbers print in ``dvc exp show --only-changed`` at 120 columns."""
+    source, _, metrics = clean_run
+    repo = tmp_path / "repo"
+    shutil.copytree(source, repo, symlinks=True)
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "the run"]):  # as a user commits
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    headline = json.loads((repo / "eval" / "headline.json").read_text())
+    assert headline["seqmia_auc"] == metrics["attacks"]["seqmia"]["auc"]
+    assert list(headline) == [
+        "train_acc",
+        "test_acc",
+        "seqmia_auc",
+        "seqmia@1%",  # the tiny run reports 1% and 10% FPR
+        "ablation@1%",
+        "trajectory@1%",
+        "nn@1%",
+        "reference@1%",
+        "quantile@1%",
+        "metric@1%",
+    ]
+    values = {}
+    for hidden in (8, 16):  # other attack models: SeqMIA's numbers change, nothing else
+        name = f"hidden-{hidden}"
+        run = subprocess.run(
+            ["dvc", "exp", "run", "--name", name, "-S", f"attack.hidden_size={hidden}"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        values[name] = json.loads((repo / "eval" / "headline.json").read_text())
+    shown = subprocess.run(
+        ["dvc", "exp", "show", "--only-changed", "--no-pager"],
+        cwd=repo,
+        env={**env, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    for name, headline in values.items():
+        row = next((line for line in lines if name in line), None)
+        assert row is not None, shown.stdout
+        for value in (headline["seqmia_auc"], headline["seqmia@1%"]):
+            assert f"{value:.5g}".rstrip("0").rstrip(".") in row, (name, value, shown.stdout)

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from seqmia.audit.tables import family_heads, markdown_table, metrics_by_experiment
+from seqmia.audit.tables import experiment_revs, family_heads, markdown_table
 from seqmia.data.registry import DATASETS
 from seqmia.params.presets import (
     PRESETS_DIR,
@@ -112,7 +112,7 @@ EXP_SHOW = [
                     {
                         "rev": "d1",
                         "name": "location-cpu-1",
-                        "data": {"metrics": {"eval/metrics.json": {"data": METRICS}}},
+                        "data": {"metrics": {"eval/headline.json": {"data": {"auc": 0.7}}}},
                     }
                 ]
             },
@@ -122,10 +122,10 @@ EXP_SHOW = [
 ]
 
 
-def test_metrics_by_experiment_and_table():
-    found = metrics_by_experiment(EXP_SHOW, ["location-cpu-1", "news20-cpu-1", "gone"])
-    assert found == {"location-cpu-1": METRICS, "news20-cpu-1": None, "gone": None}
-    table = markdown_table({"location-cpu": found["location-cpu-1"], "news20-cpu": None})
+def test_experiment_revs_and_table():
+    found = experiment_revs(EXP_SHOW, ["location-cpu-1", "news20-cpu-1", "gone"])
+    assert found == {"location-cpu-1": "d1", "news20-cpu-1": None, "gone": None}
+    table = markdown_table({"location-cpu": METRICS, "news20-cpu": None})
     lines = table.strip().splitlines()
     assert lines[0].startswith("| preset | target train acc | target test acc | seqmia AUC")
     # Three columns per family of the registry: SeqMIA's, then those of the first attack of each

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqmia.attacks.registry import ATTACKS, FITTED
+from seqmia.attacks.registry import ATTACKS, FITTED, family_of
 from seqmia.attacks.rmia import population_rows, true_class_log_prob, true_class_prob
 from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_reference
 from seqmia.attacks.seqmia.frames import frame_to_arrays
@@ -87,6 +87,48 @@ def attack_reports(
             )
         reports[name] = report
     return reports, curves
+
+
+# The rates the headline shows (eval/metrics.json keys) and their names there; the families'
+# short names. Short, flat keys: each is a column header of `dvc exp show`.
+HEADLINE_RATES = {"0.001": "@0.1%", "0.01": "@1%"}
+HEADLINE_FAMILIES = {
+    "seqmia_ablation": "ablation",
+    "trajectory": "trajectory",
+    "posterior_nn": "nn",
+    "reference": "reference",
+    "quantile": "quantile",
+    "metric": "metric",
+}
+
+
+def headline_metrics(metrics: dict) -> dict:
+    """``eval/headline.json``, the DVC metrics file: the few numbers a terminal table can hold.
+
+    The target's train and test accuracy, SeqMIA's AUC and TPR at 0.1% and 1% FPR (those the run
+    computes), and for every other family the TPR at 1% FPR of its strongest attack there
+    (``metric@1%``: the best of the final-model metric attacks; which one it is is in
+    ``eval/metrics.json``). The keys stay the same from run to run, so experiments line up in
+    ``dvc exp show``.
+    """
+    attacks, target = metrics["attacks"], metrics["models"]["target"]
+    seqmia = attacks["seqmia"]
+    headline = {
+        "train_acc": target["train_accuracy"],
+        "test_acc": target["test_accuracy"],
+        "seqmia_auc": seqmia["auc"],
+    }
+    for rate, suffix in HEADLINE_RATES.items():
+        if rate in seqmia["tpr_at_fpr"]:
+            headline[f"seqmia{suffix}"] = seqmia["tpr_at_fpr"][rate]
+    if "0.01" in seqmia["tpr_at_fpr"]:
+        best: dict[str, float] = {}
+        for name, report in attacks.items():
+            family = HEADLINE_FAMILIES.get(family_of(name))
+            if family is not None:
+                best[family] = max(best.get(family, 0.0), report["tpr_at_fpr"]["0.01"])
+        headline |= {f"{f}@1%": best[f] for f in HEADLINE_FAMILIES.values() if f in best}
+    return headline
 
 
 def model_accuracies(reports: dict[str, dict]) -> dict[str, dict]:

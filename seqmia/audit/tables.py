@@ -12,6 +12,7 @@ import numpy as np
 from seqmia.attacks.registry import ATTACKS, FAMILIES, family_of
 
 METRICS_FILE = "eval/metrics.json"
+HEADLINE_FILE = "eval/headline.json"
 
 
 def family_heads() -> list[str]:
@@ -48,14 +49,15 @@ def _experiment_records(node: Any) -> Iterator[dict]:
             yield from _experiment_records(value)
 
 
-def metrics_by_experiment(exp_show: Any, names: Sequence[str]) -> dict[str, dict | None]:
-    """``eval/metrics.json`` of each named experiment in ``dvc exp show --json`` output; None
-    where the experiment is missing or has no metrics (it failed)."""
-    found: dict[str, dict | None] = dict.fromkeys(names)
+def experiment_revs(exp_show: Any, names: Sequence[str]) -> dict[str, str | None]:
+    """The commit of each named experiment in ``dvc exp show --json`` output that finished (its
+    headline metrics are there); None where the experiment is missing or failed. Its full
+    ``eval/metrics.json`` is a cached output: read it at that commit (``dvc.api.read``)."""
+    found: dict[str, str | None] = dict.fromkeys(names)
     for record in _experiment_records(exp_show):
         if record.get("name") in found:
-            metrics = (record["data"].get("metrics") or {}).get(METRICS_FILE) or {}
-            found[record["name"]] = metrics.get("data") or None
+            headline = (record["data"].get("metrics") or {}).get(HEADLINE_FILE) or {}
+            found[record["name"]] = record.get("rev") if headline.get("data") else None
     return found
 
 
