@@ -1,15 +1,17 @@
 """Compare DVC experiments at a glance, offline: a compact table and one HTML page of ROC curves.
 
-    python -m flows.compare                       # the experiments of HEAD (as dvc exp show)
+    python -m flows.compare                       # every experiment of this branch's history
     python -m flows.compare exp-a exp-b --html eval/compare.html
     python -m flows.compare --all                 # every experiment of the repository
 
 Each row: experiment, base commit, requested overrides (from the experiment's ``experiment.json``
 when the experiment flow made it, else the params diff against its base), SeqMIA's AUC and TPR at
-each FPR target with their 95% intervals, and the best other attack. The page holds the table and
-the SeqMIA ROC curves of the chosen experiments overlaid (linear and log FPR), drawn as inline
-SVG: no script, no network. Artefacts come from git and the local DVC cache (``dvc pull`` first
-for experiments computed elsewhere).
+each FPR target with their 95% intervals and the epoch its attack model was selected at, and the
+best other attack (with its selected epoch when it trains one). The page holds the table and the
+SeqMIA ROC curves of the chosen experiments overlaid (linear and log FPR, from the smallest FPR
+the runs resolve), drawn as inline SVG: no script, no network; each curve has its own width and
+dash, so identical curves stay visible. Artefacts come from git and the local DVC cache (``dvc
+pull`` first for experiments computed elsewhere).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from seqmia.params.schema import parse_document
 
 METRICS = "eval/metrics.json"
 ROC = "eval/roc/seqmia.csv"
+ATTACK_SUMMARY = "data/attack/summary.json"  # SeqMIA's selected epoch
+BASELINES_SUMMARY = "data/baselines/summary.json"  # each trained baseline's
+# Dash patterns by curve, so that curves lying on each other stay visible.
+DASHES = ("", "7 4", "2 3", "10 3 2 3", "1 5")
 COLOURS = (
     "#1f77b4",
     "#d62728",
@@ -55,6 +61,7 @@ class Experiment:
     overrides: dict[str, Any]
     metrics: dict[str, Any]
     roc: pd.DataFrame | None
+    epochs: dict[str, int] | None = None  # attack -> selected epoch, of those that train a model
 
 
 def git(repo: Path, *args: str) -> str:
@@ -79,10 +86,9 @@ def show_params(repo: Path, rev: str) -> Any:
     return parse_document(show_file(repo, rev, "params.yaml"), f"{rev[:12]}:params.yaml")
 
 
-def experiment_refs(repo: Path, every: bool) -> dict[str, tuple[str, str]]:
-    """``{name: (commit, baseline)}`` of DVC's experiment refs (``refs/exps/<baseline>/<name>``);
-    only those based on ``HEAD`` unless ``every``."""
-    head = git(repo, "rev-parse", "HEAD")
+def experiment_refs(repo: Path) -> dict[str, tuple[str, str]]:
+    """``{name: (commit, baseline)}`` of every DVC experiment ref
+    (``refs/exps/<baseline>/<name>``)."""
     listing = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/")
     found: dict[str, tuple[str, str]] = {}
     for line in listing.splitlines():
@@ -90,10 +96,14 @@ def experiment_refs(repo: Path, every: bool) -> dict[str, tuple[str, str]]:
         parts = ref.split("/")
         if len(parts) != 5:  # refs/exps/ab/cdef…/name; skip DVC's bookkeeping refs
             continue
-        baseline = parts[2] + parts[3]
-        if every or baseline == head:
-            found[parts[4]] = (commit, baseline)
+        found[parts[4]] = (commit, parts[2] + parts[3])
     return found
+
+
+def in_history(repo: Path, refs: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """The experiments whose base commit is ``HEAD`` or one of its ancestors (this branch's)."""
+    history = set(git(repo, "rev-list", "HEAD").split())
+    return {name: ref for name, ref in refs.items() if ref[1] in history}
 
 
 def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -126,7 +136,21 @@ def load_experiment(repo: Path, name: str, commit: str, baseline: str) -> Experi
         roc = pd.read_csv(io.StringIO(dvc.api.read(ROC, repo=str(repo), rev=commit)))
     except Exception:  # noqa: BLE001 - the table still works without the curve
         roc = None
-    return Experiment(name, commit, base, overrides, metrics, roc)
+    epochs = {}
+    for path in (ATTACK_SUMMARY, BASELINES_SUMMARY):
+        try:
+            summary = json.loads(dvc.api.read(path, repo=str(repo), rev=commit))
+        except Exception:  # noqa: BLE001 - the table still works without the epochs
+            continue
+        epochs |= selected_epochs(summary, path == ATTACK_SUMMARY)
+    return Experiment(name, commit, base, overrides, metrics, roc, epochs)
+
+
+def selected_epochs(summary: dict[str, Any], seqmia: bool) -> dict[str, int]:
+    """Attack -> selected epoch from SeqMIA's attack summary or the baselines' summary."""
+    if seqmia:
+        return {"seqmia": int(summary["selected_epoch"])}
+    return {k: int(v["selected_epoch"]) for k, v in summary.items() if "selected_epoch" in v}
 
 
 def interval(value: float, ci: list[float] | None) -> str:
@@ -147,6 +171,7 @@ def table_rows(experiments: list[Experiment]) -> list[dict[str, str]]:
     for e in experiments:
         seqmia = e.metrics["attacks"]["seqmia"]
         ci = seqmia.get("ci95") or {}
+        epochs = e.epochs or {}
         row = {
             "experiment": e.name,
             "base": e.base[:7],
@@ -158,10 +183,12 @@ def table_rows(experiments: list[Experiment]) -> list[dict[str, str]]:
             row[f"TPR@{float(t):.2%} FPR"] = (
                 "-" if value is None else interval(value, (ci.get("tpr_at_fpr") or {}).get(t))
             )
+        row["SeqMIA epoch"] = str(epochs["seqmia"]) if "seqmia" in epochs else "-"
         others = {k: v for k, v in e.metrics["attacks"].items() if not k.startswith("seqmia")}
         if others:
             best = max(others, key=lambda k: others[k]["auc"])
-            row["best baseline (AUC)"] = f"{best} {others[best]['auc']:.3f}"
+            epoch = f", epoch {epochs[best]}" if best in epochs else ""
+            row["best baseline (AUC)"] = f"{best} {others[best]['auc']:.3f}{epoch}"
         rows.append(row)
     return rows
 
@@ -175,10 +202,20 @@ def text_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def smallest_fpr_decade(experiments: list[Experiment]) -> int:
+    """The log-FPR axis starts at the decade holding the smallest FPR the runs resolve (one
+    non-member in the largest non-member count): 1e-4 for 2,500 non-members, 1e-2 for 20."""
+    counts = [e.metrics["attacks"]["seqmia"].get("n_nonmembers") for e in experiments]
+    largest = max((c for c in counts if c), default=10_000)
+    return int(np.floor(np.log10(1.0 / largest)))
+
+
 def roc_svg(experiments: list[Experiment], log_x: bool, size: int = 360) -> str:
-    """Overlaid ROC curves as one inline SVG; ``log_x`` puts FPR on a log scale from 1e-4."""
+    """Overlaid ROC curves as one inline SVG; ``log_x`` puts FPR on a log scale from the decade
+    of the smallest FPR the runs resolve. Curve i is drawn wider than the ones after it, with
+    its own dash, so that curves lying on each other all stay visible."""
     pad, inner = 48, size - 64
-    lo = -4.0
+    lo = float(smallest_fpr_decade(experiments)) if experiments else -4.0
 
     def x_of(fpr: np.ndarray) -> np.ndarray:
         if log_x:
@@ -212,9 +249,12 @@ def roc_svg(experiments: list[Experiment], log_x: bool, size: int = 360) -> str:
         fpr, tpr = e.roc["fpr"].to_numpy(float), e.roc["tpr"].to_numpy(float)
         points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x_of(fpr), y_of(tpr), strict=True))
         title = f"<title>{html.escape(e.name)}</title>"
+        width = max(1.0, 1.0 + 0.8 * (len(experiments) - 1 - i))  # the first widest
+        dash = DASHES[i % len(DASHES)]
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5">'
-            f"{title}</polyline>"
+            f'<polyline points="{points}" fill="none" stroke="{colour}" '
+            f'stroke-width="{width:.1f}"{dashed}>{title}</polyline>'
         )
     axis = "FPR (log)" if log_x else "FPR"
     parts.append(f'<text x="{pad + inner / 2}" y="{size - 12}" text-anchor="middle">{axis}</text>')
@@ -250,26 +290,35 @@ def html_page(experiments: list[Experiment], rows: list[dict[str, str]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="*", help="experiment names (default: all of HEAD)")
+    parser.add_argument(
+        "experiments", nargs="*", help="experiment names (default: those of this branch's history)"
+    )
     parser.add_argument("--all", action="store_true", help="experiments of every base commit")
     parser.add_argument("--html", default="eval/compare.html", help="page to write")
     parser.add_argument("--repo", default=".", help="repository (default: here)")
     args = parser.parse_args()
     repo = Path(args.repo).resolve()
     try:
-        refs = experiment_refs(repo, every=args.all or bool(args.experiments))
+        every = experiment_refs(repo)
+        refs = every if args.all or args.experiments else in_history(repo, every)
         names = args.experiments or sorted(refs)
         missing = [n for n in names if n not in refs]
         if missing:
             raise UserError(f"no DVC experiment named {missing}; known: {sorted(refs)}")
         if not names:
-            raise UserError("no DVC experiments of HEAD; name some, or use --all")
+            raise UserError(
+                f"no DVC experiments based on this branch's history ({len(every)} elsewhere); "
+                "name some, or use --all"
+            )
         experiments = [load_experiment(repo, n, *refs[n]) for n in names]
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     rows = table_rows(experiments)
     print(text_table(rows))
+    left_out = len(every) - len(refs)
+    if left_out and not (args.all or args.experiments):
+        print(f"\n{left_out} experiment(s) based on other branches left out (--all shows them)")
     page = Path(args.html)
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(html_page(experiments, rows))

@@ -95,6 +95,7 @@ def test_params_diff_names_every_changed_key_and_only_those() -> None:
 def _experiment(name: str, auc: float) -> Experiment:
     report = {
         "auc": auc,
+        "n_nonmembers": 2000,
         "tpr_at_fpr": {"0.001": 0.01, "0.01": 0.05},
         "ci95": {"auc": [auc - 0.02, auc + 0.02], "tpr_at_fpr": {"0.001": [0.0, 0.02]}},
     }
@@ -105,7 +106,15 @@ def _experiment(name: str, auc: float) -> Experiment:
         "trajectory_mia": {"auc": 0.7},
     }
     roc = pd.DataFrame({"fpr": [0.0, 0.001, 0.5, 1.0], "tpr": [0.0, 0.01, 0.8, 1.0]})
-    return Experiment(name, "c" * 40, "b" * 40, {"attack.lr": 0.005}, {"attacks": attacks}, roc)
+    return Experiment(
+        name,
+        "c" * 40,
+        "b" * 40,
+        {"attack.lr": 0.005},
+        {"attacks": attacks},
+        roc,
+        {"seqmia": 12, "trajectory_mia": 80},
+    )
 
 
 def test_comparison_table_and_page_are_compact_and_offline() -> None:
@@ -118,12 +127,18 @@ def test_comparison_table_and_page_are_compact_and_offline() -> None:
         "SeqMIA AUC": "0.800 [0.780, 0.820]",
         "TPR@0.10% FPR": "0.010 [0.000, 0.020]",
         "TPR@1.00% FPR": "0.050",
-        "best baseline (AUC)": "trajectory_mia 0.700",
+        "SeqMIA epoch": "12",
+        "best baseline (AUC)": "trajectory_mia 0.700, epoch 80",
     }
     text = text_table(rows)
     assert len(text.splitlines()) == 4 and "exp-b" in text
     page = html_page(experiments, rows)
     assert page.count("<polyline") == 2 * (1 + len(experiments))  # diagonal + one per experiment
+    # The same curve twice stays visible: the first is drawn wider, the second dashed.
+    curves = [line for line in page.split("<polyline")[1:] if "<title>" in line]
+    assert 'stroke-width="1.8"' in curves[0] and "stroke-dasharray" not in curves[0]
+    assert 'stroke-width="1.0" stroke-dasharray="7 4"' in curves[1]
+    assert ">1e-4<" in page and ">1e-5<" not in page  # 2,000 non-members resolve 5e-4
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in page
 
