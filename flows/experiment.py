@@ -209,6 +209,14 @@ def workspace_at(repo: Path, base: str, label: str) -> Iterator[Path]:
             capture_output=True,
         )
         carry_remotes(repo, workspace)
+        # Each stage's `dvc repro` would otherwise end with DVC's "git add dvc.lock / enable
+        # core.autostage" hint; in a workspace the experiment's own commit records the lock.
+        subprocess.run(
+            ["dvc", "config", "--local", "core.autostage", "true"],
+            cwd=workspace,
+            check=True,
+            capture_output=True,
+        )
         yield workspace
     finally:
         subprocess.run(
@@ -496,7 +504,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.serve:
-            experiment_flow.serve(name=SERVE_DEPLOYMENT)
+            # Prefect pauses a served deployment when its process stops; serving it again
+            # resumes it (``paused=False``), else its schedules would stay off.
+            experiment_flow.serve(name=SERVE_DEPLOYMENT, paused=False)
             return
         # Fail fast, before Prefect starts anything (the flow checks again).
         if args.name is not None:

@@ -222,4 +222,5 @@ def test_a_workspace_uses_the_remotes_however_they_were_added(tmp_path: Path) ->
         assert listed[listed.index("mine") + 1] == str(tmp_path / "my-store")
         assert run("dvc", "remote", "default", cwd=workspace).strip() == "shared"
         assert run("dvc", "config", "remote.shared.jobs", cwd=workspace).strip() == "3"
+        assert run("dvc", "config", "core.autostage", cwd=workspace).strip() == "true"
     assert run("git", "status", "--porcelain") == " M .dvc/config\n"  # the repo as it was
