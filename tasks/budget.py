@@ -42,7 +42,8 @@ def _audit(inputs: AuditInputs, run_params: dict, seed: int) -> dict:
     )
     settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
     fprs = tuple(run_params["evaluate"]["fpr_targets"])
-    result = audit(inputs, fprs, 0, run_params["rmia"]["population"], seed, settings, work)
+    population, delta = run_params["rmia"]["population"], run_params["evaluate"]["delta"]
+    result = audit(inputs, fprs, 0, population, seed, settings, work, delta)
     return result.metrics["attacks"]
 
 

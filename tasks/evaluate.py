@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.attacks.registry import ATTACKS
 from seqmia.audit.costs import training_work
-from seqmia.audit.plots import plot_roc_loglog
+from seqmia.audit.plots import plot_gallery, plot_roc_loglog
+from seqmia.audit.privacy import exposure_table
 from seqmia.audit.protocol import AuditInputs, audit, headline_metrics
 from seqmia.audit.report import render_report
 from seqmia.base.artifacts import (
@@ -18,11 +23,31 @@ from seqmia.base.artifacts import (
 )
 from seqmia.data.parts import ROLES
 from seqmia.params.evaluate import EvaluateParams
-from tasks.common import ARTEFACT_TASK, check_inputs
+from tasks.common import ARTEFACT_TASK, check_inputs, load_prepared
 from tasks.layout import Layout
 
 # The DVC metrics file beside eval/metrics.json: the few numbers `dvc exp show` prints.
 HEADLINE_NAME = "headline.json"
+# Every target sample ranked by the strongest attack's score, for the owner to find them.
+EXPOSURE_NAME = "exposure.csv"
+# How many exposed members the report shows (thumbnails for images, rows otherwise).
+SHOWN_EXPOSED = 24
+
+
+def exposed_members(
+    table: pd.DataFrame, dataset: dict[str, np.ndarray], rate: str, png: Path
+) -> tuple[bytes | None, pd.DataFrame]:
+    """The members flagged at ``rate`` (riskiest first, at most ``SHOWN_EXPOSED``): their
+    thumbnails as PNG bytes for image data (None for feature vectors), and their rows."""
+    shown = table[table[f"flagged_at_{rate}"] & (table["member"] == 1)].head(SHOWN_EXPOSED)
+    x = dataset["x"]
+    if x.ndim < 3 or shown.empty:
+        return None, shown
+    ids = shown["sample_id"].to_numpy()
+    plot_gallery(
+        np.asarray(x[ids]), [f"{c} #{i}" for c, i in zip(shown["class"], ids, strict=True)], png
+    )
+    return png.read_bytes(), shown
 
 
 def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
@@ -71,8 +96,9 @@ def evaluate_attacks(
     evaluate: EvaluateParams, references: int, seed: int, run_params: dict, layout: Layout
 ) -> dict:
     """Write eval/metrics.json and its headline, per-attack ROC CSVs, the log-log ROC PNG,
-    per-sample scores and the HTML report (which lists ``run_params``, the whole of params.yaml,
-    and from which each attack of the registry gets its settings section)."""
+    per-sample scores, the exposure ranking and the HTML report (which lists ``run_params``, the
+    whole of params.yaml, and from which each attack of the registry gets its settings
+    section)."""
     settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
     inputs = read_audit_inputs(references, layout)
     result = audit(
@@ -90,7 +116,16 @@ def evaluate_attacks(
             len(inputs.population_logits["target"]),
             inputs.attack_summary["metrics"],
         ),
+        evaluate.delta,
     )
+    dataset = load_prepared(layout.dataset_file)
+    classes = np.asarray(dataset["classes"]).astype(str)
+    exposure = result.metrics["exposure"]
+    table = exposure_table(
+        result.scores, result.scores[exposure["attack"]].to_numpy(), exposure["thresholds"]
+    )
+    table.insert(3, "class", classes[table["label"].to_numpy()])
+    write_csv(layout.eval_dir / EXPOSURE_NAME, table)
     for name, curve in result.curves.items():
         roc = pd.DataFrame({"fpr": curve.fpr, "tpr": curve.tpr})
         write_csv(layout.roc_dir / f"{name}.csv", roc)
@@ -99,8 +134,20 @@ def evaluate_attacks(
     write_parquet(layout.scores_file, result.scores)
     title = f"{run_params['data']['name']} / {run_params['train']['model']}"
     plot_roc_loglog(result.curves, layout.roc_png, title=title)
+    low = next(iter(exposure["members_found"]))
+    with tempfile.TemporaryDirectory() as scratch:
+        gallery, shown = exposed_members(table, dataset, low, Path(scratch) / "gallery.png")
+    page = render_report(
+        result.metrics,
+        layout.roc_png.read_bytes(),
+        run_params,
+        classes=list(classes),
+        gallery_png=gallery,
+        exposed=shown,
+        exposure_file=EXPOSURE_NAME,
+    )
     with atomic_path(layout.report_file) as tmp:
-        tmp.write_text(render_report(result.metrics, layout.roc_png.read_bytes(), run_params))
+        tmp.write_text(page)
     logger = get_run_logger()
     for level, line in result.log:
         logger.log(level, line)

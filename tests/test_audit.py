@@ -423,6 +423,16 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
     }
     assert attacks["lira_offline"]["cost"]["sample_epochs"] == 10001
     assert attacks["loss_cc"]["cost"]["models"] == 1
+    # Every attack's empirical bound, and the run's (the largest, confidence split over them).
+    assert attacks["seqmia"]["privacy_bound"]["thresholds"] >= 1
+    run_bound = result.metrics["privacy_bound"]
+    assert run_bound["attacks_tested"] == len(attacks)
+    assert run_bound["epsilon_lower"] <= max(
+        a["privacy_bound"]["epsilon_lower"] for a in attacks.values()
+    )
+    exposure = result.metrics["exposure"]
+    assert exposure["attack"] in attacks and list(exposure["members_found"]) == ["0.25"]
+    assert sum(c["members"] for c in exposure["per_class"]["0.25"]) == 4
     headline = headline_metrics(result.metrics)
     assert headline["seqmia_auc"] == attacks["seqmia"]["auc"]
     assert "seqmia@1%" not in headline and "metric@1%" not in headline  # 25% FPR only

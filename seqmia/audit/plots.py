@@ -85,3 +85,23 @@ def plot_roc_loglog(curves: Mapping[str, Roc], path: str | Path, title: str = ""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def plot_gallery(
+    images: np.ndarray, captions: list[str], path: str | Path, columns: int = 8
+) -> None:
+    """Save thumbnails of ``images`` (K, H, W, C) or (K, H, W) uint8, each with its caption, in
+    rows of ``columns``: the members an attack exposes, for an owner to look at."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), dpi=100)
+    for k, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if k < len(images):
+            image = images[k]
+            grey = image.ndim == 2 or image.shape[-1] == 1
+            ax.imshow(image.squeeze(), cmap="gray" if grey else None, interpolation="nearest")
+            ax.set_title(captions[k], fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)

@@ -20,6 +20,13 @@ from seqmia.attacks.rmia import population_rows, true_class_log_prob, true_class
 from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_reference
 from seqmia.attacks.seqmia.frames import frame_to_arrays
 from seqmia.audit.costs import Work, attack_costs, work_table
+from seqmia.audit.privacy import (
+    headline_rates,
+    per_class_found,
+    privacy_bounds,
+    strongest_attack,
+    threshold_at_fpr,
+)
 from seqmia.base.roc import (
     Roc,
     attack_report,
@@ -129,6 +136,24 @@ def headline_metrics(metrics: dict) -> dict:
                 best[family] = max(best.get(family, 0.0), report["tpr_at_fpr"]["0.01"])
         headline |= {f"{f}@1%": best[f] for f in HEADLINE_FAMILIES.values() if f in best}
     return headline
+
+
+def exposure(
+    attacks: dict[str, dict], scores: dict[str, np.ndarray], members: np.ndarray, labels: np.ndarray
+) -> dict:
+    """What the strongest attack (the most members at the low reported rate) finds: members
+    scored at or above its threshold at each of the two rates an owner reads (0.1% and 1% FPR),
+    those thresholds, and per class at the higher rate, most exposed first."""
+    low, high = headline_rates(list(next(iter(attacks.values()))["tpr_at_fpr"]))
+    name = strongest_attack(attacks, low, high)
+    cut = {rate: threshold_at_fpr(scores[name], members, float(rate)) for rate in (low, high)}
+    found = {rate: int(((scores[name] >= t) & (members == 1)).sum()) for rate, t in cut.items()}
+    return {
+        "attack": name,
+        "members_found": found,
+        "thresholds": cut,
+        "per_class": {high: per_class_found(scores[name], members, labels, cut[high])},
+    }
 
 
 def model_accuracies(reports: dict[str, dict]) -> dict[str, dict]:
@@ -262,6 +287,7 @@ def audit(
     seed: int,
     settings: dict[str, dict],
     work: dict[str, Work],
+    delta: float = 1e-5,
 ) -> Audit:
     """Score the target's members and non-members with every attack and report.
 
@@ -270,7 +296,8 @@ def audit(
     RMIA's population is ``population`` samples of the population part drawn with ``seed``
     (0: all); ``settings``: each attack's own params by name (RMIA's candidates for a, gamma);
     ``work``: the training the attacks depend on (``seqmia.audit.costs.training_work``), which
-    gives each attack's ``cost`` and the ``training_work`` entry.
+    gives each attack's ``cost`` and the ``training_work`` entry; ``delta``: that of each
+    attack's empirical (epsilon, delta) lower bound (``seqmia.audit.privacy``).
     """
     metric_names = inputs.attack_summary["metrics"]
     samples, sequences = frame_to_arrays(inputs.sequences, metric_names)
@@ -288,6 +315,9 @@ def audit(
             attacks[name]["chosen"] = result.chosen
     for name, cost in attack_costs(list(attacks), work).items():
         attacks[name]["cost"] = cost
+    bounds, run_bound = privacy_bounds(scores, thresholds, members, delta)
+    for name, bound in bounds.items():
+        attacks[name]["privacy_bound"] = bound
     for name, report in attacks.items():
         if (warning := tie_warning(name, report)) is not None:
             log.append((logging.WARNING, warning))
@@ -297,5 +327,7 @@ def audit(
         "attacks": attacks,
         "models": model_accuracies(inputs.model_reports),
         "training_work": work_table(list(attacks), work),
+        "privacy_bound": run_bound,
+        "exposure": exposure(attacks, scores, members, samples["label"].to_numpy()),
     }
     return Audit(metrics=metrics, scores=samples.assign(**scores), curves=curves, log=log)

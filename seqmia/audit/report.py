@@ -8,6 +8,8 @@ import html
 import json
 from typing import Any
 
+from seqmia.attacks.registry import FAMILIES, family_of
+
 
 def _fmt(value: float) -> str:
     return f"{value:.4f}"
@@ -29,13 +31,16 @@ def _behind(nonmembers: float) -> str:
     return ""
 
 
-def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any]) -> str:
-    """HTML page for ``eval/metrics.json``-shaped ``metrics``, a PNG figure and the params."""
-    attacks = metrics["attacks"]
-    fprs = list(next(iter(attacks.values()))["tpr_at_fpr"])
-    head = "".join(f"<th>TPR@{float(f) * 100:g}% FPR</th>" for f in fprs)
+def _pct(count: int, total: int) -> str:
+    return f"{count:,} of {total:,} ({100 * count / max(1, total):.1f}%)"
+
+
+def _rate(rate: str) -> str:
+    return f"{float(rate) * 100:g}% FPR"
+
+
+def _attack_rows(ranked: list[tuple[str, dict]], fprs: list[str]) -> str:
     rows = []
-    ranked = sorted(attacks.items(), key=lambda kv: -kv[1]["auc"])
     for name, r in ranked:
         ci = r.get("ci95", {})
         tprs = "".join(
@@ -51,6 +56,11 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
             if "tpr_at_zero_fpr" in r
             else "<td></td>"
         )
+        bound = (
+            f"<td>{r['privacy_bound']['epsilon_lower']:.2f}</td>"
+            if "privacy_bound" in r
+            else "<td></td>"
+        )
         cost = (
             f"<td>{r['cost']['models']} · {r['cost']['sample_epochs']:,}</td>"
             if "cost" in r
@@ -58,9 +68,68 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
         )
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{_cell(r['auc'], ci.get('auc'))}</td>"
-            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}{zero}"
+            f"<td>{_fmt(r['balanced_accuracy'])}</td>{tprs}{zero}{bound}"
             f"<td>{r.get('top_tie', '')}</td><td>{r.get('distinct_scores', '')}</td>{cost}</tr>"
         )
+    return "".join(rows)
+
+
+def _opening(metrics: dict[str, Any], classes: list[str] | None) -> str:
+    """The first paragraph: what the strongest attack finds, the bound, the classes."""
+    attacks, exposure, bound = metrics["attacks"], metrics["exposure"], metrics["privacy_bound"]
+    name = exposure["attack"]
+    n = attacks[name]["n_members"]
+    found = "; ".join(
+        f"<b>{_pct(k, n)}</b> members at {_rate(rate)}"
+        for rate, k in exposure["members_found"].items()
+    )
+    (high, per_class), *_ = exposure["per_class"].items()
+    named = lambda label: classes[label] if classes else str(label)  # noqa: E731
+    top = ", ".join(
+        f"{html.escape(named(c['label']))} ({c['found']}/{c['members']})" for c in per_class[:3]
+    )
+    return (
+        f'<p class="answer">The strongest attack here, <b>{html.escape(name)}</b>, identifies '
+        f"{found}. Empirical privacy bound: <b>&epsilon; &ge; {bound['epsilon_lower']:.2f}</b> at "
+        f"&delta; = {bound['delta']:g} ({bound['confidence']:.0%} confidence, the largest over "
+        f"{bound['attacks_tested']} attacks with the confidence split over them; from "
+        f"{html.escape(bound['attack'])}): a lower bound from these attacks at this sample size, "
+        "not a guarantee; the model may leak more. Most exposed classes at "
+        f"{_rate(high)}: {top}.</p>"
+    )
+
+
+def render_report(
+    metrics: dict[str, Any],
+    roc_png: bytes,
+    params: dict[str, Any],
+    classes: list[str] | None = None,
+    gallery_png: bytes | None = None,
+    exposed: Any = None,
+    exposure_file: str | None = None,
+) -> str:
+    """HTML page for ``eval/metrics.json``-shaped ``metrics``, a PNG figure and the params; with
+    the class names, the exposed members (thumbnails ``gallery_png`` for images, else the rows
+    of the ``exposed`` table) and the name of the per-sample ranking file beside the page."""
+    attacks = metrics["attacks"]
+    fprs = list(next(iter(attacks.values()))["tpr_at_fpr"])
+    head = (
+        "<tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>"
+        + "".join(f"<th>TPR@{float(f) * 100:g}% FPR</th>" for f in fprs)
+        + "<th>TPR@0 FPR <small>(members)</small></th><th>&epsilon; &ge;</th><th>top tie</th>"
+        "<th>distinct scores</th><th>training <small>(models · sample-epochs)</small></th></tr>"
+    )
+    order = {family: k for k, family in enumerate(FAMILIES)}
+    ranked = sorted(attacks.items(), key=lambda kv: (order[family_of(kv[0])], -kv[1]["auc"]))
+    main = [(n, r) for n, r in ranked if family_of(n) != "seqmia_ablation"]
+    ablations = [(n, r) for n, r in ranked if family_of(n) == "seqmia_ablation"]
+    folded = (
+        f"<details><summary>SeqMIA's ablations ({len(ablations)})</summary>"
+        f'<div class="scroll"><table>{head}{_attack_rows(ablations, fprs)}</table></div>'
+        "</details>"
+        if ablations
+        else ""
+    )
     models = "".join(
         f"<tr><td>{role}</td><td>{_fmt(m['train_accuracy'])}</td><td>{_fmt(m['test_accuracy'])}"
         "</td></tr>"
@@ -87,28 +156,86 @@ def render_report(metrics: dict[str, Any], roc_png: bytes, params: dict[str, Any
         f"<td>{html.escape(', '.join(w['used_by']))}</td></tr>"
         for name, w in metrics.get("training_work", {}).items()
     )
+    exposure = metrics.get("exposure")
+    answer = _opening(metrics, classes) if exposure and "privacy_bound" in metrics else ""
+    exposed_html = ""
+    if exposure:
+        low = next(iter(exposure["members_found"]))
+        (high, per_class), *_ = exposure["per_class"].items()
+        named = lambda label: classes[label] if classes else str(label)  # noqa: E731
+        class_rows = "".join(
+            f"<tr><td>{html.escape(named(c['label']))}</td><td>{c['found']}</td>"
+            f"<td>{c['members']}</td><td>{_fmt(c['tpr'])}</td></tr>"
+            for c in per_class
+        )
+        if gallery_png is not None:
+            shown = (
+                f'<img alt="members exposed at {_rate(low)}" '
+                f'src="data:image/png;base64,{base64.b64encode(gallery_png).decode()}">'
+            )
+        elif exposed is not None and len(exposed):
+            columns = ["rank", "sample_id", "class", "score"]
+            shown = (
+                '<div class="scroll"><table><tr>'
+                + "".join(f"<th>{c}</th>" for c in columns)
+                + "</tr>"
+                + "".join(
+                    "<tr>"
+                    + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns)
+                    + "</tr>"
+                    for _, row in exposed.iterrows()
+                )
+                + "</table></div>"
+            )
+        else:
+            shown = f"<p>No member is identified at {_rate(low)}.</p>"
+        link = (
+            f' Every target sample ranked by risk: <a href="{html.escape(exposure_file)}">'
+            f"{html.escape(exposure_file)}</a> (rank, sample id, class, membership, score, "
+            "flagged at each rate)."
+            if exposure_file
+            else ""
+        )
+        exposed_html = f"""<h2>Exposed samples</h2>
+<p>The members that {html.escape(exposure["attack"])} identifies at {_rate(low)}, riskiest
+first (sample id: the row of the prepared dataset; for a given target, as in its member
+list).{link}</p>
+{shown}
+<h3>Members found per class at {_rate(high)}</h3>
+<div class="scroll"><table><tr><th>class</th><th>found</th><th>members</th><th>TPR</th></tr>
+{class_rows}</table></div>"""
     image = base64.b64encode(roc_png).decode()
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>SeqMIA membership inference report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}
+body {{ font-family: sans-serif; max-width: 64em; margin: 2em auto; padding: 0 1em; }}
 table {{ border-collapse: collapse; }}
 td, th {{ padding: .3em .8em; border-bottom: 1px solid #ddd; }}
 td {{ text-align: right; }} td:first-child {{ text-align: left; }}
-small {{ color: #666; }} pre {{ background: #f6f6f6; padding: 1em; }}
+small {{ color: #666; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
+img {{ max-width: 100%; height: auto; }}
+.scroll {{ overflow-x: auto; }}
+.answer {{ font-size: 1.1em; background: #f4f8ff; padding: .8em; }}
 .warn {{ color: #a00; }}
 </style></head><body>
 <h1>Membership inference report</h1>
-<p>{first["n_members"]} target members and {first["n_nonmembers"]} non-members. TPR at a fixed
-FPR is conservative (largest TPR among ROC points at or below that FPR). Brackets: 95% bootstrap
-intervals over the target samples. Rates with fewer than one non-member behind them are marked
-unresolved, and those with fewer than ten name how many ({counts}): such a rate and its
-interval turn on those few non-members' scores. TPR@0 FPR: the members
-scored above every non-member (how many in brackets), which needs no such resolution.</p>
+{answer}
+<p>Given: {first["n_members"]} target members and {first["n_nonmembers"]} non-members. The member
+list must hold every sample the model trained on: a real member missing from it can land in the
+attacker's shadow, distillation or reference data, and the audit then understates the leak.
+TPR at a fixed FPR is conservative (largest TPR among ROC points at or below that FPR). Brackets:
+95% bootstrap intervals over the target samples. Rates with fewer than one non-member behind
+them are marked unresolved, and those with fewer than ten name how many ({counts}): such a
+rate and its interval turn on those few non-members' scores. TPR@0 FPR: the members scored
+above every non-member (how many in brackets), which needs no such resolution. &epsilon; &ge;:
+each attack's empirical lower bound at 95% (docs/attacks.md).</p>
+{exposed_html}
 <h2>Attacks</h2>
-<table><tr><th>attack</th><th>AUC</th><th>balanced accuracy</th>{head}<th>TPR@0 FPR
-<small>(members)</small></th><th>top tie</th><th>distinct scores</th></tr>
-{"".join(rows)}</table>
+<p>By family (SeqMIA first), each by AUC.</p>
+<div class="scroll"><table>{head}
+{_attack_rows(main, fprs)}</table></div>
+{folded}
 <p>Top tie: the largest group of equal scores among the samples that decide the reported TPRs
 (those ranked above the point where the FPR passes the largest reported rate).</p>
 {tie_note}
@@ -117,7 +244,8 @@ scored above every non-member (how many in brackets), which needs no such resolu
 (training samples × epochs, summed over them). A piece of work several attacks use is listed
 once below; each attack's cost above counts every piece it uses once. Queries are not counted.
 </p>
-<table><tr><th>work</th><th>models</th><th>sample-epochs</th><th>used by</th></tr>{work}</table>
+<div class="scroll"><table><tr><th>work</th><th>models</th><th>sample-epochs</th><th>used by</th>
+</tr>{work}</table></div>
 <h2>ROC (log-log)</h2>
 <p>Left: SeqMIA and the best attack of each family; right: SeqMIA's ablations and options.</p>
 <img alt="ROC curves: headline comparison and ablations" src="data:image/png;base64,{image}">
