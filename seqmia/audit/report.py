@@ -88,13 +88,21 @@ def _opening(metrics: dict[str, Any], classes: list[str] | None) -> str:
     top = ", ".join(
         f"{html.escape(named(c['label']))} ({c['found']}/{c['members']})" for c in per_class[:3]
     )
+    if bound["epsilon_lower"] > 0:
+        said = (
+            f"<b>&epsilon; &ge; {bound['epsilon_lower']:.2f}</b> at &delta; = {bound['delta']:g} "
+            f"({bound['confidence']:.0%} confidence, the largest over {bound['attacks_tested']} "
+            f"attacks with the confidence split over them; from {html.escape(bound['attack'])})"
+        )
+    else:
+        said = (
+            f"none: at &delta; = {bound['delta']:g} no attack's error rates rule out any "
+            f"&epsilon; at this sample size ({bound['confidence']:.0%} confidence)"
+        )
     return (
         f'<p class="answer">The strongest attack here, <b>{html.escape(name)}</b>, identifies '
-        f"{found}. Empirical privacy bound: <b>&epsilon; &ge; {bound['epsilon_lower']:.2f}</b> at "
-        f"&delta; = {bound['delta']:g} ({bound['confidence']:.0%} confidence, the largest over "
-        f"{bound['attacks_tested']} attacks with the confidence split over them; from "
-        f"{html.escape(bound['attack'])}): a lower bound from these attacks at this sample size, "
-        "not a guarantee; the model may leak more. Most exposed classes at "
+        f"{found}. Empirical privacy bound: {said}. It is a lower bound from these attacks at "
+        "this sample size, not a guarantee: the model may leak more. Most exposed classes at "
         f"{_rate(high)}: {top}.</p>"
     )
 
