@@ -478,3 +478,29 @@ def test_rmia_ratio_variant_ranks_by_the_likelihood_ratio_of_the_chosen_a() -> N
     # No OUT reference: the sample cannot be tested offline.
     none = log_likelihood_ratio(np.log([0.5]), np.array([[0.1, 0.3]]), np.zeros((1, 2), bool), 0.5)
     assert np.isnan(none).all()
+
+
+def test_report_opens_with_the_answer_and_fits_narrow_windows() -> None:
+    from seqmia.audit.report import render_report
+
+    result = audit(
+        _tiny_inputs(np.random.default_rng(1)), (0.25,), 0, 0, 0, _rmia((0.0,), 1.0), WORK
+    )
+    exposed = pd.DataFrame({"rank": [1], "sample_id": [4], "class": ["cat"], "score": [0.9]})
+    page = render_report(
+        result.metrics,
+        b"png",
+        {"seed": 0},
+        classes=["cat", "dog", "frog"],
+        exposed=exposed,
+        exposure_file="exposure.csv",
+    )
+    body = page[page.index("<body>") :]
+    first = body[body.index("<p") : body.index("</p>")]
+    strongest = result.metrics["exposure"]["attack"]
+    assert 'class="answer"' in first and f"<b>{strongest}</b>" in first
+    assert "members at 25% FPR" in first and "Most exposed classes at 25% FPR: " in first
+    assert "not a guarantee" in first
+    assert body.index("Exposed samples") < body.index("<h2>Attacks</h2>")
+    assert '<a href="exposure.csv">' in body and "<td>cat</td>" in body
+    assert "img { max-width: 100%; height: auto; }" in page and 'name="viewport"' in page
