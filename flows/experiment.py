@@ -488,6 +488,18 @@ def experiment_flow(
     return {"experiment": record, "metrics": metrics}
 
 
+def submit(deployment: str, overrides: dict[str, Any], name: str | None, rev: str) -> str:
+    """Queue one experiment on ``deployment`` and return a line naming its flow run. A given
+    name is the flow run's from submission, so the queue and the worker's log show it while the
+    run waits for its slot (without one, the run keeps Prefect's generated name, which the
+    experiment then takes)."""
+    from prefect.deployments import run_deployment
+
+    parameters = {"overrides": overrides, "name": name, "rev": rev}
+    run = run_deployment(deployment, parameters=parameters, flow_run_name=name, timeout=0)
+    return f"queued flow run {run.name} ({run.id}) on {deployment}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
@@ -497,6 +509,12 @@ def main() -> None:
         "--serve",
         action="store_true",
         help=f"serve the flow as deployment experiment/{SERVE_DEPLOYMENT} (runs in this checkout)",
+    )
+    parser.add_argument(
+        "--submit",
+        metavar="DEPLOYMENT",
+        help="queue the run on a deployment (experiment/experiment: the work pool's; "
+        f"experiment/{SERVE_DEPLOYMENT}) instead of running it here; it is named from the start",
     )
     args = parser.parse_args()
     # A stop request (SIGTERM from a worker, kill) unwinds like Ctrl-C, so the stage's process
@@ -514,6 +532,9 @@ def main() -> None:
         check_rev(args.rev)
         overrides = parse_overrides(args.set)
         check_preset(show_params(args.rev, Path.cwd()), overrides)
+        if args.submit:
+            print(submit(args.submit, overrides, args.name, args.rev))
+            return
         experiment_flow(overrides=overrides, name=args.name, rev=args.rev)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

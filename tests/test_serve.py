@@ -61,3 +61,53 @@ def test_a_stopped_serve_resumes_its_deployment_when_served_again(prefect_env) -
     assert _paused(env) is True  # Prefect paused it at shutdown
     second = _serve_until(env, paused=False)  # fails here if it stays paused
     _stop(second)
+
+
+def test_a_submitted_run_carries_its_experiment_name_while_queued(prefect_env) -> None:
+    """``--submit`` names the flow run from submission: the queue shows the experiment's name
+    before any worker picks it up (nobody serves the deployment here, so it stays queued)."""
+    env = {**prefect_env, "PYTHONPATH": str(REPO)}
+    _stop(_serve_until(env, paused=False))  # the deployment exists; nothing serves it now
+    name = "queued-under-its-name"
+    submitted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.experiment",
+            "--submit",
+            DEPLOYMENT,
+            "--name",
+            name,
+            "-S",
+            "attack.epochs=3",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    assert f"queued flow run {name} (" in submitted.stdout
+    run_id = submitted.stdout.split("(")[1].split(")")[0]
+    shown = subprocess.run(
+        ["prefect", "flow-run", "inspect", run_id], env=env, capture_output=True, text=True
+    )
+    assert f"'name': '{name}'" in shown.stdout
+    assert "'attack.epochs': 3" in shown.stdout
+    subprocess.run(
+        ["prefect", "flow-run", "delete", run_id],
+        env=env,
+        capture_output=True,
+        input="y\n",
+        text=True,
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "flows.experiment", "--submit", DEPLOYMENT, "-S", "attack.epoch=3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "'attack.epoch'" in bad.stderr  # refused before submitting
