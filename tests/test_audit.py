@@ -372,7 +372,7 @@ def _rmia(offline_a: tuple[float, ...], gamma: float) -> dict[str, dict]:
 
 def test_audit_scores_every_attack_in_the_samples_order() -> None:
     inputs = _tiny_inputs(np.random.default_rng(1))
-    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0), WORK)
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0), WORK, 1e-5)
     attacks = result.metrics["attacks"]
     assert list(attacks)[:2] == ["seqmia", "nn_posterior"]
     assert {"lira_offline", "rmia_offline", "loss", "loss_cc"} <= set(attacks)
@@ -447,7 +447,7 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
 
 def test_audit_draws_the_rmia_population_with_the_seed() -> None:
     inputs = _tiny_inputs(np.random.default_rng(1))
-    small = audit(inputs, (0.25,), 0, 3, 0, _rmia((0.5,), 1.0), WORK)
+    small = audit(inputs, (0.25,), 0, 3, 0, _rmia((0.5,), 1.0), WORK, 1e-5)
     assert small.metrics["attacks"]["rmia_offline"]["chosen"]["population"] == 3
     rmia = small.scores["rmia_offline"].to_numpy()
     assert set(np.round(rmia * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}  # a count over 3 population samples
@@ -460,7 +460,7 @@ def test_rmia_ratio_variant_ranks_by_the_likelihood_ratio_of_the_chosen_a() -> N
     from seqmia.attacks.rmia import log_likelihood_ratio, offline_marginal
 
     inputs = _tiny_inputs(np.random.default_rng(1))
-    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0), WORK)
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0, 1.0), 1.0), WORK, 1e-5)
     attacks = result.metrics["attacks"]
     chosen = attacks["rmia_offline_ratio"]["chosen"]
     assert set(chosen) == {"offline_a", "shadow_auc"}  # no gamma, no population
@@ -484,7 +484,7 @@ def test_report_opens_with_the_answer_and_fits_narrow_windows() -> None:
     from seqmia.audit.report import render_report
 
     result = audit(
-        _tiny_inputs(np.random.default_rng(1)), (0.25,), 0, 0, 0, _rmia((0.0,), 1.0), WORK
+        _tiny_inputs(np.random.default_rng(1)), (0.25,), 0, 0, 0, _rmia((0.0,), 1.0), WORK, 1e-5
     )
     exposed = pd.DataFrame({"rank": [1], "sample_id": [4], "class": ["cat"], "score": [0.9]})
     page = render_report(

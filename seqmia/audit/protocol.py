@@ -287,7 +287,7 @@ def audit(
     seed: int,
     settings: dict[str, dict],
     work: dict[str, Work],
-    delta: float = 1e-5,
+    delta: float,
 ) -> Audit:
     """Score the target's members and non-members with every attack and report.
 
