@@ -353,14 +353,14 @@ def _tiny_inputs(rng: np.random.Generator) -> AuditInputs:
 
 # Every piece of training the tiny inputs' attacks use, sized so that each sum is distinct.
 WORK = {
-    name: Work(models, epochs)
-    for name, models, epochs in [
-        ("shadow_model", 1, 1),
-        ("distillation", 2, 10),
-        ("seqmia_attack", 1, 100),
-        ("nn_posterior", 1, 1000),
-        ("reference_models", 2, 10000),
-        ("quantile_regressors", 2, 100000),
+    name: Work(models, epochs, kind)
+    for name, models, epochs, kind in [
+        ("shadow_model", 1, 1, "classifier"),
+        ("distillation", 2, 10, "classifier"),
+        ("seqmia_attack", 1, 100, "attack"),
+        ("nn_posterior", 1, 1000, "attack"),
+        ("reference_models", 2, 10000, "classifier"),
+        ("quantile_regressors", 2, 100000, "classifier"),
     ]
 }
 
@@ -418,7 +418,8 @@ def test_audit_scores_every_attack_in_the_samples_order() -> None:
     # Costs: each attack counts each piece of work it uses once; shared pieces are listed once.
     assert attacks["seqmia"]["cost"] == {
         "models": 4,
-        "sample_epochs": 111,
+        "sample_epochs": 11,
+        "attack_sample_epochs": 100,
         "work": ["shadow_model", "distillation", "seqmia_attack"],
     }
     assert attacks["lira_offline"]["cost"]["sample_epochs"] == 10001

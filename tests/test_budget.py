@@ -94,7 +94,12 @@ def _report(auc: float, tpr: float, sample_epochs: int) -> dict:
         "auc": auc,
         "tpr_at_fpr": {"0.001": tpr / 10, "0.01": tpr},
         "tpr_at_zero_fpr": 0.0,
-        "cost": {"models": 2, "sample_epochs": sample_epochs, "work": ["shadow_model"]},
+        "cost": {
+            "models": 2,
+            "sample_epochs": sample_epochs,
+            "attack_sample_epochs": 7,
+            "work": ["shadow_model"],
+        },
     }
 
 
@@ -116,7 +121,7 @@ def test_rows_give_mean_and_sd_over_seeds_and_the_table_lists_cheapest_first(
     assert rows[1]["seconds"] == 5.0 and rows[1]["auc"][1] == 0.0
     table = budget_markdown(rows).splitlines()
     assert "TPR@0.1% FPR" in table[0] and "TPR@1% FPR" in table[0]
-    assert table[2].startswith("| lira_offline | k=1 | 2 | 200 | 5 |")
+    assert table[2].startswith("| lira_offline | k=1 | 2 | 200 | 7 | 5 |")
     assert "| 0.300 ± 0.141 |" in table[3]
     plot_budget(rows, tmp_path / "budget.png")
     assert (tmp_path / "budget.png").read_bytes()[:4] == b"\x89PNG"

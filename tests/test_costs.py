@@ -52,10 +52,10 @@ def test_training_work_counts_each_model_from_what_ran() -> None:
     assert work["shadow_model"] == Work(1, 240)
     assert work["reference_models"] == Work(2, 240 + 200)
     assert work["distillation"] == Work(2, 50 * 5 + 50 * 7)  # the shadow student's extra epochs
-    assert work["seqmia_attack"] == Work(2, 2 * 12 * 11)
+    assert work["seqmia_attack"] == Work(2, 2 * 12 * 11, "attack")
     assert work["quantile_regressors"] == Work(2, 2 * 40 * 3)
-    assert work["nn_posterior"] == Work(1, 12 * 13)
-    assert work["seqmia_only_loss"] == work["seqmia_only_max"] == Work(1, 12 * 17)
+    assert work["nn_posterior"] == Work(1, 12 * 13, "attack")
+    assert work["seqmia_only_loss"] == work["seqmia_only_max"] == Work(1, 12 * 17, "attack")
     assert "trajectory_mia" not in work  # not chosen
 
 
@@ -70,8 +70,8 @@ def test_each_attack_counts_the_work_it_uses_once_and_shared_work_is_listed_once
     work = {
         "shadow_model": Work(1, 100),
         "distillation": Work(2, 30),
-        "seqmia_attack": Work(1, 4),
-        "trajectory_mia": Work(1, 5),
+        "seqmia_attack": Work(1, 4, "attack"),
+        "trajectory_mia": Work(1, 5, "attack"),
         "reference_models": Work(8, 800),
         "quantile_regressors": Work(2, 60),
     }
@@ -79,29 +79,39 @@ def test_each_attack_counts_the_work_it_uses_once_and_shared_work_is_listed_once
     costs = attack_costs(results, work)
     assert costs["seqmia"] == {
         "models": 4,
-        "sample_epochs": 134,
+        "sample_epochs": 130,  # the classifiers': shadow model and students
+        "attack_sample_epochs": 4,  # the attack model's, counted apart
         "work": ["shadow_model", "distillation", "seqmia_attack"],
     }
-    assert costs["trajectory_mia"]["sample_epochs"] == 135
+    assert costs["trajectory_mia"]["attack_sample_epochs"] == 5
     assert costs["lira_offline"] == {
         "models": 9,
         "sample_epochs": 900,
+        "attack_sample_epochs": 0,
         "work": ["shadow_model", "reference_models"],
     }
     assert costs["quantile_mia"]["models"] == 3
-    assert (
-        costs["loss"]
-        == costs["loss_cc"]
-        == {
-            "models": 1,
-            "sample_epochs": 100,
-            "work": ["shadow_model"],
-        }
-    )
+    only_shadow = {
+        "models": 1,
+        "sample_epochs": 100,
+        "attack_sample_epochs": 0,
+        "work": ["shadow_model"],
+    }
+    assert costs["loss"] == costs["loss_cc"] == only_shadow
     table = work_table(results, work)
-    assert table["shadow_model"] == {"models": 1, "sample_epochs": 100, "used_by": results}
+    assert table["shadow_model"] == {
+        "models": 1,
+        "sample_epochs": 100,
+        "kind": "classifier",
+        "used_by": results,
+    }
     assert table["distillation"]["used_by"] == ["seqmia", "trajectory_mia"]
     assert "seqmia_attack" in table and list(table) == list(work)  # work order, each once
+
+
+def test_a_kind_of_work_is_checked() -> None:
+    with pytest.raises(ValueError, match="unknown kind of work"):
+        Work(1, 1, "gpu")
 
 
 def test_work_of_names_the_result_own_model_for_shadow_trained_attacks() -> None:

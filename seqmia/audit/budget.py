@@ -8,7 +8,8 @@ and with a step schedule the first n snapshots of a distillation are those of an
 with n snapshots is trained and scored on the sequences of snapshots 1…n and the original model.
 
 Points are plain dicts (JSON): ``attack``, ``setting`` ("k=4", "n=10" or ""), ``seed``,
-``models``, ``sample_epochs``, ``seconds`` (None when a piece was not timed), ``auc``,
+``models``, ``sample_epochs`` (the classifiers'), ``attack_sample_epochs``, ``seconds`` (None
+when a piece was not timed), ``auc``,
 ``tpr_at_fpr`` {"0.001": …} at the rates shown, ``tpr_at_zero_fpr``.
 """
 
@@ -123,6 +124,7 @@ def budget_point(
         "seed": seed,
         "models": report["cost"]["models"],
         "sample_epochs": report["cost"]["sample_epochs"],
+        "attack_sample_epochs": report["cost"]["attack_sample_epochs"],
         "seconds": seconds,
         "auc": report["auc"],
         "tpr_at_fpr": {f: report["tpr_at_fpr"][f] for f in fprs},
@@ -150,6 +152,7 @@ def summarise(points: Sequence[Mapping]) -> list[dict]:
             "seeds": sorted(p["seed"] for p in group),
             "models": group[0]["models"],
             "sample_epochs": group[0]["sample_epochs"],
+            "attack_sample_epochs": group[0]["attack_sample_epochs"],
             "seconds": float(np.mean(timed)) if timed else None,
             "timed_seeds": len(timed),
             "auc": _mean_sd([p["auc"] for p in group]),
@@ -171,15 +174,16 @@ def budget_markdown(rows: Sequence[Mapping]) -> str:
     fprs = list(rows[0]["tpr_at_fpr"]) if rows else []
     rates = "".join(f" TPR@{float(f) * 100:g}% FPR |" for f in fprs)
     head = (
-        f"| attack | budget | models | sample-epochs | seconds | AUC |{rates} TPR@0 FPR |\n"
-        f"|---|---|---:|---:|---:|---|{'---|' * len(fprs)}---|\n"
+        "| attack | budget | models | classifier sample-epochs | attack sample-epochs | seconds "
+        f"| AUC |{rates} TPR@0 FPR |\n|---|---|---:|---:|---:|---:|---|{'---|' * len(fprs)}---|\n"
     )
     lines = []
     for r in sorted(rows, key=lambda r: (r["sample_epochs"], r["attack"], r["setting"])):
         seconds = f"{r['seconds']:.0f}" if r["seconds"] is not None else "–"
         lines.append(
             f"| {r['attack']} | {r['setting'] or 'as run'} | {r['models']} | "
-            f"{r['sample_epochs']:,} | {seconds} | {_pm(r['auc'])} | "
+            f"{r['sample_epochs']:,} | {r['attack_sample_epochs']:,} | {seconds} | "
+            f"{_pm(r['auc'])} | "
             + "".join(f"{_pm(r['tpr_at_fpr'][f])} | " for f in fprs)
             + f"{_pm(r['tpr_at_zero_fpr'])} |"
         )
@@ -187,9 +191,10 @@ def budget_markdown(rows: Sequence[Mapping]) -> str:
 
 
 def plot_budget(rows: Sequence[Mapping], path: str | Path) -> None:
-    """TPR at each shown FPR, largest first (mean ± sd over seeds), against training
-    sample-epochs, log scale; the budgets of one attack joined by a line, the final-model metric
-    attacks represented by the best of them."""
+    """TPR at each shown FPR, largest first (mean ± sd over seeds), against the classifiers'
+    training sample-epochs (the attack models' are far cheaper and left off the axis), log
+    scale; the budgets of one attack joined by a line, the final-model metric attacks
+    represented by the best of them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +221,7 @@ def plot_budget(rows: Sequence[Mapping], path: str | Path) -> None:
             sd = [r["tpr_at_fpr"][fpr][1] for r in mine]
             ax.errorbar(x, mean, yerr=sd, marker="o", ms=4, capsize=2, label=attack)
         ax.set_xscale("log")
-        ax.set_xlabel("attacker's training (sample-epochs, log scale)")
+        ax.set_xlabel("attacker's classifier training (sample-epochs, log scale)")
         ax.set_ylabel(f"TPR at {float(fpr) * 100:g}% FPR")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=7, ncol=2)

@@ -6,9 +6,11 @@ the two distilled students (SeqMIA's and TrajectoryMIA's snapshots), the attack 
 shadow-trained attack, the quantile regressors. A model several attacks use is one piece of
 *work*, listed once in ``eval/metrics.json`` with the attacks that use it; each attack's cost
 counts every piece it uses in full, once. Sample-epochs (training samples × epochs, summed over
-models) are deterministic and comparable across hosts; seconds are measured where the pipeline
-records them (``logs/timings.jsonl``) and are never written into a cached output, which must
-reproduce bit for bit. Queries (inference) are not counted.
+models) are deterministic and comparable across hosts, and counted apart for the classifiers
+(target-sized models) and the attack models (small networks, each sample-epoch far cheaper);
+seconds are measured where the pipeline records them (``logs/timings.jsonl``) and are never
+written into a cached output, which must reproduce bit for bit. Queries (inference) are not
+counted.
 """
 
 from __future__ import annotations
@@ -34,15 +36,27 @@ FAMILY_WORK: dict[str, tuple[str, ...]] = {
 }
 
 
+# What a piece of work trains: classifiers (the target's architecture, or the quantile
+# regressor's CNN) or attack models (small networks on scores or sequences, each sample-epoch
+# many times cheaper). Their sample-epochs are counted apart: they are not the same compute.
+KINDS = ("classifier", "attack")
+
+
 @dataclasses.dataclass(frozen=True)
 class Work:
-    """One piece of training: how many models, and their training sample-epochs in all."""
+    """One piece of training: how many models of which ``kind``, and their training
+    sample-epochs in all."""
 
     models: int
     sample_epochs: int
+    kind: str = "classifier"
 
-    def as_dict(self) -> dict[str, int]:
-        return {"models": self.models, "sample_epochs": self.sample_epochs}
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind of work {self.kind!r}; kinds: {list(KINDS)}")
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"models": self.models, "sample_epochs": self.sample_epochs, "kind": self.kind}
 
 
 def trained_for(report: Mapping) -> int:
@@ -85,7 +99,9 @@ def training_work(
             2, population * (2 * distill["epochs"] + distill["shadow_extra_epochs"])
         ),
         "seqmia_attack": Work(
-            ensemble, ensemble * int(attack_summary["train_sequences"]) * attack["epochs"]
+            ensemble,
+            ensemble * int(attack_summary["train_sequences"]) * attack["epochs"],
+            "attack",
         ),
         "quantile_regressors": Work(
             2, 2 * quantile_fit_size(population, quantile["holdout"]) * quantile["epochs"]
@@ -95,7 +111,7 @@ def training_work(
     fit_rows, _ = split_holdout(np.asarray(shadow_members), baselines["val_fraction"], 0)
     for spec in trained_specs(baselines["attacks"], metrics):
         epochs = baselines[spec.model.recipe]["epochs"]
-        work[spec.name] = Work(1, len(fit_rows) * epochs)
+        work[spec.name] = Work(1, len(fit_rows) * epochs, "attack")
     return work
 
 
@@ -105,14 +121,19 @@ def work_of(result: str) -> tuple[str, ...]:
 
 
 def attack_costs(results: Sequence[str], work: Mapping[str, Work]) -> dict[str, dict]:
-    """Each result's cost: ``{"models", "sample_epochs", "work": [names]}``, every piece it
-    uses counted once."""
+    """Each result's cost: ``{"models", "sample_epochs", "attack_sample_epochs", "work"}``,
+    every piece it uses counted once: ``sample_epochs`` those of its classifiers (shadow,
+    reference, distilled, regressor models), ``attack_sample_epochs`` those of its attack
+    models."""
     costs = {}
     for result in results:
         names = work_of(result)
         costs[result] = {
             "models": sum(work[n].models for n in names),
-            "sample_epochs": sum(work[n].sample_epochs for n in names),
+            "sample_epochs": sum(work[n].sample_epochs for n in names if work[n].kind != "attack"),
+            "attack_sample_epochs": sum(
+                work[n].sample_epochs for n in names if work[n].kind == "attack"
+            ),
             "work": list(names),
         }
     return costs

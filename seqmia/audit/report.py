@@ -62,7 +62,13 @@ def _attack_rows(ranked: list[tuple[str, dict]], fprs: list[str]) -> str:
             else "<td></td>"
         )
         cost = (
-            f"<td>{r['cost']['models']} · {r['cost']['sample_epochs']:,}</td>"
+            f"<td>{r['cost']['models']} · {r['cost']['sample_epochs']:,}"
+            + (
+                f" <small>+ {r['cost']['attack_sample_epochs']:,} attack</small>"
+                if r["cost"].get("attack_sample_epochs")
+                else ""
+            )
+            + "</td>"
             if "cost" in r
             else "<td></td>"
         )
@@ -160,8 +166,8 @@ def render_report(
         else "<p>No tie of scores straddles a reported FPR.</p>"
     )
     work = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{w['models']}</td><td>{w['sample_epochs']:,}</td>"
-        f"<td>{html.escape(', '.join(w['used_by']))}</td></tr>"
+        f"<tr><td>{html.escape(name)}</td><td>{w.get('kind', '')}</td><td>{w['models']}</td>"
+        f"<td>{w['sample_epochs']:,}</td><td>{html.escape(', '.join(w['used_by']))}</td></tr>"
         for name, w in metrics.get("training_work", {}).items()
     )
     exposure = metrics.get("exposure")
@@ -249,11 +255,12 @@ each attack's empirical lower bound at 95% (docs/attacks.md).</p>
 {tie_note}
 <h2>What the attacks cost</h2>
 <p>Training each attack depends on beyond the audited model: models trained and sample-epochs
-(training samples × epochs, summed over them). A piece of work several attacks use is listed
-once below; each attack's cost above counts every piece it uses once. Queries are not counted.
-</p>
-<div class="scroll"><table><tr><th>work</th><th>models</th><th>sample-epochs</th><th>used by</th>
-</tr>{work}</table></div>
+(training samples × epochs, summed over them), those of classifiers (target-sized models) and
+of attack models (small networks, each sample-epoch far cheaper) apart. A piece of work several
+attacks use is listed once below; each attack's cost above counts every piece it uses once.
+Queries are not counted.</p>
+<div class="scroll"><table><tr><th>work</th><th>kind</th><th>models</th><th>sample-epochs</th>
+<th>used by</th></tr>{work}</table></div>
 <h2>ROC (log-log)</h2>
 <p>Left: SeqMIA and the best attack of each family; right: SeqMIA's ablations and options.</p>
 <img alt="ROC curves: headline comparison and ablations" src="data:image/png;base64,{image}">
