@@ -224,7 +224,8 @@ def plot_budget(rows: Sequence[Mapping], path: str | Path) -> None:
         ax.set_xlabel("attacker's classifier training (sample-epochs, log scale)")
         ax.set_ylabel(f"TPR at {float(fpr) * 100:g}% FPR")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # the legend below, clear of every point
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
