@@ -140,39 +140,29 @@ def test_student_moves_towards_the_teacher(seed):
     assert gap(student) < 0.9 * before
 
 
+def _snapshots(epochs: int, schedule: str) -> list[dict]:
+    """Every snapshot's weights of one distillation of the tiny model over ``epochs``."""
+    inputs, teacher = _inputs(), _model(0).eval()
+    saved = []
+    distill(
+        _model(1),
+        teacher,
+        inputs,
+        dataclasses.replace(RECIPE, epochs=epochs, schedule=schedule),
+        torch.Generator().manual_seed(2),
+        on_snapshot=lambda i, m: saved.append(_states([m])[0]),
+    )
+    return saved
+
+
 def test_a_shorter_distillation_is_the_first_snapshots_of_a_longer_one():
     """The budget comparison takes SeqMIA with n snapshots from the first n of a longer run: with
     a step schedule nothing in epoch e depends on how many epochs follow."""
-    inputs, teacher = _inputs(), _model(0).eval()
-    runs = {}
-    for epochs in (2, 3):
-        saved = []
-        distill(
-            _model(1),
-            teacher,
-            inputs,
-            dataclasses.replace(RECIPE, epochs=epochs),  # a step schedule
-            torch.Generator().manual_seed(2),
-            on_snapshot=lambda i, m, saved=saved: saved.append(_states([m])[0]),
-        )
-        runs[epochs] = saved
-    assert len(runs[3]) == 3
-    assert all(_equal(a, b) for a, b in zip(runs[2], runs[3][:2], strict=True))
+    short, long = _snapshots(2, "step"), _snapshots(3, "step")
+    assert len(long) == 3
+    assert all(_equal(a, b) for a, b in zip(short, long[:2], strict=True))
 
 
 def test_a_cosine_schedule_depends_on_the_whole_length():
     """Why the budget comparison refuses a cosine schedule: its rate follows the total epochs."""
-    inputs, teacher = _inputs(), _model(0).eval()
-    firsts = []
-    for epochs in (2, 3):
-        saved = []
-        distill(
-            _model(1),
-            teacher,
-            inputs,
-            dataclasses.replace(RECIPE, epochs=epochs, schedule="cosine"),
-            torch.Generator().manual_seed(2),
-            on_snapshot=lambda i, m, saved=saved: saved.append(_states([m])[0]),
-        )
-        firsts.append(saved[1])
-    assert not _equal(*firsts)
+    assert not _equal(_snapshots(2, "cosine")[1], _snapshots(3, "cosine")[1])
