@@ -16,35 +16,21 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqmia.attacks.fit import fit_seqmia_attack
-from seqmia.attacks.registry import ATTACKS
 from seqmia.attacks.seqmia.frames import frame_to_arrays, metric_columns
 from seqmia.audit.budget import FIXED, VARIED, budget_point, fewer_snapshots, work_seconds
-from seqmia.audit.costs import training_work
-from seqmia.audit.protocol import AuditInputs, audit
+from seqmia.audit.protocol import AuditInputs
 from seqmia.base.artifacts import read_json
 from seqmia.base.runtime import resolve_device
 from seqmia.params.whole import load_params, params_to_dict
 from seqmia.training.recipe import as_recipe
-from tasks.evaluate import read_audit_inputs
+from tasks.evaluate import audit_run, read_audit_inputs
 from tasks.layout import Layout
 
 
 def _audit(inputs: AuditInputs, run_params: dict, seed: int) -> dict:
     """Every attack's ``eval/metrics.json`` entry (with its cost) on ``inputs``; no bootstrap:
     the comparison's spread is over seeds."""
-    work = training_work(
-        run_params,
-        inputs.model_reports,
-        inputs.attack_summary,
-        inputs.final_logits["shadow"]["member"].to_numpy(),
-        len(inputs.population_logits["target"]),
-        inputs.attack_summary["metrics"],
-    )
-    settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
-    fprs = tuple(run_params["evaluate"]["fpr_targets"])
-    population, delta = run_params["rmia"]["population"], run_params["evaluate"]["delta"]
-    result = audit(inputs, fprs, 0, population, seed, settings, work, delta)
-    return result.metrics["attacks"]
+    return audit_run(inputs, run_params, seed, bootstrap=0).metrics["attacks"]
 
 
 def _seconds(

@@ -13,7 +13,7 @@ from seqmia.attacks.registry import ATTACKS
 from seqmia.audit.costs import training_work
 from seqmia.audit.plots import plot_gallery, plot_roc_loglog
 from seqmia.audit.privacy import exposure_table
-from seqmia.audit.protocol import AuditInputs, audit, headline_metrics
+from seqmia.audit.protocol import Audit, AuditInputs, audit, headline_metrics
 from seqmia.audit.report import render_report
 from seqmia.base.artifacts import (
     atomic_path,
@@ -91,6 +91,31 @@ def read_audit_inputs(references: int, layout: Layout) -> AuditInputs:
     )
 
 
+def audit_run(inputs: AuditInputs, run_params: dict, seed: int, bootstrap: int) -> Audit:
+    """``audit`` of ``inputs`` with the run's params (``run_params``: the whole params.yaml):
+    its FPR targets, RMIA population and settings, delta, and the training the attacks need."""
+    work = training_work(
+        run_params,
+        inputs.model_reports,
+        inputs.attack_summary,
+        inputs.final_logits["shadow"]["member"].to_numpy(),
+        len(inputs.population_logits["target"]),
+        inputs.attack_summary["metrics"],
+    )
+    settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
+    evaluate = run_params["evaluate"]
+    return audit(
+        inputs,
+        tuple(evaluate["fpr_targets"]),
+        bootstrap,
+        run_params["rmia"]["population"],
+        seed,
+        settings,
+        work,
+        evaluate["delta"],
+    )
+
+
 @task(**ARTEFACT_TASK)
 def evaluate_attacks(
     evaluate: EvaluateParams, references: int, seed: int, run_params: dict, layout: Layout
@@ -99,25 +124,7 @@ def evaluate_attacks(
     per-sample scores, the exposure ranking and the HTML report (which lists ``run_params``, the
     whole of params.yaml, and from which each attack of the registry gets its settings
     section)."""
-    settings = {name: run_params[a.settings] for name, a in ATTACKS.items() if a.settings}
-    inputs = read_audit_inputs(references, layout)
-    result = audit(
-        inputs,
-        evaluate.fpr_targets,
-        evaluate.bootstrap,
-        run_params["rmia"]["population"],
-        seed,
-        settings,
-        training_work(
-            run_params,
-            inputs.model_reports,
-            inputs.attack_summary,
-            inputs.final_logits["shadow"]["member"].to_numpy(),
-            len(inputs.population_logits["target"]),
-            inputs.attack_summary["metrics"],
-        ),
-        evaluate.delta,
-    )
+    result = audit_run(read_audit_inputs(references, layout), run_params, seed, evaluate.bootstrap)
     dataset = load_prepared(layout.dataset_file)
     classes = np.asarray(dataset["classes"]).astype(str)
     exposure = result.metrics["exposure"]
