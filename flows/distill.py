@@ -23,6 +23,7 @@ def distill_flow(params_file: str = "params.yaml") -> list[dict]:
         distill_role.submit(
             role,
             params.train,
+            params.dp,
             params.distill,
             params.seed,
             params.device,

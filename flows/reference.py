@@ -21,7 +21,7 @@ def reference_flow(params_file: str = "params.yaml") -> list[dict]:
     check_inputs([layout.dataset_file, layout.partition_file])
     runs = [
         train_reference.submit(
-            i, params.train, params.reference, params.seed, params.device, layout
+            i, params.train, params.dp, params.reference, params.seed, params.device, layout
         )
         for i in range(1, count + 1)
     ]

@@ -19,7 +19,7 @@ def sequences_flow(params_file: str = "params.yaml") -> list[dict]:
     epochs, target, train = params.distill.epochs, params.target, params.train
     check_sequences_inputs(epochs, target, layout)
     import_export_machinery(target)
-    on = (params.sequences, target, train, params.device, layout)
+    on = (params.sequences, target, train, params.dp, params.device, layout)
     writes = [write_sequences.submit(role, epochs, *on) for role in ROLES]
     population = [write_population_logits.submit(role, *on) for role in ROLES]
     return [w.result() for w in writes] + [p.result() for p in population]

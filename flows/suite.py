@@ -45,7 +45,7 @@ from seqmia.params.presets import PRESETS_DIR, check_preset, load_preset, parse_
 from seqmia.params.schema import read_document
 
 
-def _dvc(*args: str) -> subprocess.CompletedProcess:
+def run_dvc(*args: str) -> subprocess.CompletedProcess:
     """Run ``dvc args…``; raise with its output if it fails."""
     result = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if result.returncode != 0:
@@ -57,7 +57,7 @@ def _dvc(*args: str) -> subprocess.CompletedProcess:
 def queue_preset(preset: str, overrides: dict, stamp: str) -> str:
     """Queue the pipeline with ``preset``'s overrides; return the experiment's name."""
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{preset}-{stamp}")
-    _dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides))
+    run_dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides))
     get_run_logger().info("queued %s: %s", name, overrides)
     return name
 
@@ -65,11 +65,11 @@ def queue_preset(preset: str, overrides: dict, stamp: str) -> str:
 @task
 def run_queue(jobs: int, poll_seconds: float) -> None:
     """``dvc queue start`` and wait until no experiment is queued or running."""
-    _dvc("queue", "start", "--jobs", str(jobs))
+    run_dvc("queue", "start", "--jobs", str(jobs))
     logger = get_run_logger()
     while True:
         time.sleep(poll_seconds)
-        status = _dvc("queue", "status").stdout
+        status = run_dvc("queue", "status").stdout
         busy = [ln for ln in status.splitlines() if " Running " in ln or " Queued " in ln]
         if not busy:
             return
@@ -128,7 +128,7 @@ def suite_flow(
     run_queue(jobs, poll_seconds)
     # --all-commits: experiments stay attached to the commit they were queued from, and the
     # workspace may have moved on while the queue ran.
-    shown = json.loads(_dvc("exp", "show", "--json", "--all-commits").stdout)
+    shown = json.loads(run_dvc("exp", "show", "--json", "--all-commits").stdout)
     revs = experiment_revs(shown, list(names.values()))
     found = {
         name: None if rev is None else json.loads(dvc.api.read(METRICS_FILE, rev=rev))

@@ -22,7 +22,7 @@ def train_flow(params_file: str = "params.yaml") -> list[dict]:
     if given:
         runs.append(record_target.submit(params.target, params.train, params.device, layout))
     runs += [
-        train_role.submit(role, params.train, params.seed, params.device, layout)
+        train_role.submit(role, params.train, params.dp, params.seed, params.device, layout)
         for role in ROLES
         if not (given and role == "target")
     ]

@@ -16,6 +16,7 @@ from seqmia.data.inputs import input_shape
 from seqmia.data.partition import part_ids
 from seqmia.models.build import load_model, new_model
 from seqmia.params.distill import DistillParams
+from seqmia.params.dp import DpParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
 from seqmia.target.checkpoint import load_given_target, query_given_target
@@ -30,6 +31,7 @@ from tasks.layout import Layout
 def distill_role(
     role: str,
     train: TrainParams,
+    dp: DpParams,
     distill_params: DistillParams,
     seed: int,
     device: str,
@@ -44,7 +46,7 @@ def distill_role(
     ids = part_ids(pd.read_parquet(layout.partition_file), "distill")
     inputs, _ = stored_inputs(dataset, ids, device)  # the labels are never used
     shape, classes = input_shape(dataset["x"]), len(dataset["classes"])
-    architecture = sections.architecture(train)
+    architecture = sections.architecture(train, dp)  # the students train without DP-SGD
     if role == "target" and given is not None:
         target = sections.given_target(given, train, layout.root)
         teacher = query_given_target(

@@ -24,6 +24,7 @@ from seqmia.data.parts import ROLES
 from seqmia.data.samples import attack_samples, population_samples
 from seqmia.models.build import new_model
 from seqmia.models.inference import predict_logits
+from seqmia.params.dp import DpParams
 from seqmia.params.reference import ReferenceParams
 from seqmia.params.train import TrainParams
 from seqmia.training.classifier import epoch_logger, train_classifier
@@ -36,6 +37,7 @@ from tasks.layout import Layout
 def train_reference(
     index: int,
     train: TrainParams,
+    dp: DpParams,
     reference: ReferenceParams,
     seed: int,
     device: str,
@@ -48,8 +50,9 @@ def train_reference(
     partition = pd.read_parquet(layout.partition_file)
     ids, left_out = reference_training_ids(partition, index, reference.models, seed)
     generator = make_generator(seed, "reference", str(index))
+    private = sections.private_plan(dp, train, len(ids))
     model = new_model(
-        sections.architecture(train), input_shape(dataset["x"]), num_classes(dataset), generator
+        sections.architecture(train, dp), input_shape(dataset["x"]), num_classes(dataset), generator
     )
     started = time.perf_counter()
     model, report = train_classifier(
@@ -60,7 +63,7 @@ def train_reference(
         generator,
         on_epoch=epoch_logger(logger, f"reference {index} train", train.epochs),
         should_stop=stop_requested,
-        options=sections.fit_options(train, device),
+        options=sections.fit_options(train, device, private),
     )
     record_timing(f"reference {index} train", time.perf_counter() - started)
     report = {"model": train.model, **report}

@@ -14,6 +14,7 @@ from seqmia.base.runtime import resolve_device
 from seqmia.base.stopping import raise_if_stopped
 from seqmia.data.parts import ROLES
 from seqmia.data.samples import attack_samples, population_samples
+from seqmia.params.dp import DpParams
 from seqmia.params.sequences import SequencesParams
 from seqmia.params.target import TargetParams
 from seqmia.params.train import TrainParams
@@ -47,6 +48,7 @@ def write_sequences(
     sequences: SequencesParams,
     target: TargetParams,
     train: TrainParams,
+    dp: DpParams,
     device: str,
     layout: Layout,
 ) -> dict:
@@ -56,7 +58,7 @@ def write_sequences(
     samples, inputs, labels = attack_samples(dataset, partition, role)
     ids, series = samples["sample_id"].to_numpy(), layout.model_series(role, epochs)
     given, dev = given_target(role, target, train, layout), resolve_device(device)
-    architecture = sections.architecture(train)
+    architecture = sections.architecture(train, dp)
     started = time.perf_counter()
     logits = (
         model_logits(
@@ -92,6 +94,7 @@ def write_population_logits(
     sequences: SequencesParams,
     target: TargetParams,
     train: TrainParams,
+    dp: DpParams,
     device: str,
     layout: Layout,
 ) -> dict:
@@ -101,7 +104,7 @@ def write_population_logits(
     population, inputs, _ = population_samples(dataset, partition)
     logits = model_logits(
         layout.model_file(role),
-        sections.architecture(train),
+        sections.architecture(train, dp),
         dataset,
         inputs,
         population["sample_id"].to_numpy(),

@@ -3,6 +3,7 @@ computations."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -505,3 +506,43 @@ def test_report_opens_with_the_answer_and_fits_narrow_windows() -> None:
     assert body.index("Exposed samples") < body.index("<h2>Attacks</h2>")
     assert '<a href="exposure.csv">' in body and "<td>cat</td>" in body
     assert "img { max-width: 100%; height: auto; }" in page and 'name="viewport"' in page
+
+
+def test_a_dp_target_is_audited_against_the_epsilon_it_spent() -> None:
+    """The run's bound at the guarantee's delta beside the epsilon spent: consistent when below
+    it, a loud error line and a warning paragraph when above it."""
+    from seqmia.audit.privacy import dp_check
+    from seqmia.audit.protocol import dp_line, headline_metrics
+    from seqmia.audit.report import render_report
+
+    inputs = _tiny_inputs(np.random.default_rng(1))
+    spent = {
+        "epsilon_spent": 50.0,
+        "target_epsilon": 50.0,
+        "noise_multiplier": 0.4,
+        "max_grad_norm": 1.0,
+        "delta": 1e-3,
+    }
+    target = {**inputs.model_reports["target"], "dp": spent}
+    inputs = dataclasses.replace(inputs, model_reports={**inputs.model_reports, "target": target})
+    result = audit(inputs, (0.25,), 0, 0, 0, _rmia((0.0,), 1.0), WORK, 1e-5)
+    dp = result.metrics["dp"]
+    assert dp["delta"] == 1e-3 and dp["epsilon_spent"] == 50.0 and dp["consistent"]
+    assert dp["epsilon_lower"] < 50.0 and dp["attacks_tested"] == len(result.metrics["attacks"])
+    assert headline_metrics(result.metrics)["epsilon_spent"] == 50.0
+    assert "The audit agrees" in render_report(result.metrics, b"png", {"seed": 0})
+    assert any("is below it" in line for level, line in result.log if level == logging.INFO)
+
+    # A bound above the epsilon spent (a broken accountant or audit) is flagged loudly.
+    bound = {**result.metrics["privacy_bound"], "epsilon_lower": 60.0, "delta": 1e-3}
+    broken = dp_check(spent, bound)
+    assert not broken["consistent"] and "VIOLATION" in dp_line(broken)
+    page = render_report({**result.metrics, "dp": broken}, b"png", {"seed": 0})
+    assert "DP violation" in page and "exceeds the &epsilon; = 50.00 spent" in page
+    with pytest.raises(ValueError, match="same"):
+        dp_check(spent, result.metrics["privacy_bound"])  # its delta is 1e-5, not the DP one
+    # Without DP the metrics have no dp entry and the headline no epsilon.
+    plain = audit(
+        _tiny_inputs(np.random.default_rng(1)), (0.25,), 0, 0, 0, _rmia((0.0,), 1.0), WORK, 1e-5
+    )
+    assert "dp" not in plain.metrics and "epsilon_spent" not in headline_metrics(plain.metrics)

@@ -385,3 +385,38 @@ def test_recording_view_behaves_like_the_section(tmp_path, monkeypatch):
     assert as_recipe(view) == as_recipe(load_params(PARAMS_FILE).train)
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.lr = 1.0
+
+
+def test_dp_settings_are_refused_when_they_give_no_privacy_or_no_clear_noise(raw):
+    raw["dp"].update(enabled=True, epsilon=0.0, noise_multiplier=0.0)
+    assert "'dp.epsilon' and 'dp.noise_multiplier' are both 0" in _error(raw)
+    raw["dp"].update(epsilon=4.0, noise_multiplier=1.0)
+    assert "set one and leave the other 0" in _error(raw)
+    raw["dp"].update(noise_multiplier=0.0)
+    assert params_from_dict(raw).dp.epsilon == 4.0
+    raw["dp"]["max_grad_norm"] = 0.0
+    assert "'dp.max_grad_norm'" in _error(raw)
+
+
+def test_dp_delta_must_be_below_one_over_the_smallest_training_set(raw):
+    # CIFAR-10, 250 per class: each DP model trains on N = 2,500 samples, so 1/N = 4e-4.
+    raw["dp"].update(enabled=True, epsilon=4.0, delta=4e-4)
+    assert "N = 2500 samples and δ must be below 1/N = 0.0004" in _error(raw)
+    raw["dp"]["delta"] = 3.9e-4
+    params_from_dict(raw)
+    raw["partition"].update(unit="total", target_in=100)  # now N = 100
+    raw["dp"]["delta"] = 0.01
+    assert "N = 100 samples" in _error(raw)
+    raw["dp"]["delta"] = 1.0
+    assert "'dp.delta'" in _error(raw)  # outside (0, 1) whatever N
+
+
+def test_dp_refuses_half_precision_and_a_given_target(raw):
+    raw["dp"].update(enabled=True, epsilon=4.0)
+    raw["train"]["precision"] = "bf16"
+    assert "DP-SGD trains in float32" in _error(raw)
+    raw["train"]["precision"] = "auto"
+    raw["target"].update(source="checkpoint", checkpoint="m.pt", members="in", nonmembers="out")
+    assert "a given target's training is not the pipeline's to make private" in _error(raw)
+    raw["dp"]["enabled"] = False  # the same target audited without DP is fine
+    params_from_dict(raw)

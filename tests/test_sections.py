@@ -23,7 +23,7 @@ PARAMS = load_params(REPO / "params.yaml")
 
 def test_the_architecture_is_the_model_and_its_options():
     train = dataclasses.replace(PARAMS.train, model="mlp", mlp_widths=(16, 8), wrn_width=3)
-    assert sections.architecture(train) == Architecture(
+    assert sections.architecture(train, PARAMS.dp) == Architecture(
         "mlp",
         ModelOptions(
             mlp_widths=(16, 8),
@@ -32,7 +32,20 @@ def test_the_architecture_is_the_model_and_its_options():
             wrn_width=3,
         ),
     )
-    assert type(sections.architecture(train).options) is ModelOptions  # not the params section
+    assert type(sections.architecture(train, PARAMS.dp).options) is ModelOptions  # not params
+    private = dataclasses.replace(PARAMS.dp, enabled=True, epsilon=4.0)
+    assert sections.architecture(train, private).dp_trainable
+
+
+def test_the_private_plan_follows_the_dp_section():
+    assert sections.private_plan(PARAMS.dp, PARAMS.train, 2500) is None  # off by default
+    dp = dataclasses.replace(PARAMS.dp, enabled=True, epsilon=0.0, noise_multiplier=1.3)
+    plan = sections.private_plan(dp, PARAMS.train, 2500)
+    assert plan.noise_multiplier == 1.3 and plan.target_epsilon is None
+    assert plan.sample_rate == PARAMS.train.batch_size / 2500
+    assert plan.epochs == PARAMS.train.epochs and plan.delta == dp.delta
+    options = sections.fit_options(PARAMS.train, torch.device("cpu"), plan)
+    assert options.private == plan and options.precision == "fp32"
 
 
 def test_the_recipe_is_the_sections_recipe_fields():
@@ -64,7 +77,7 @@ def test_a_given_target_is_checked_to_lie_in_the_target_folder(tmp_path: Path):
     assert given == GivenTarget(
         checkpoint=(tmp_path / "target" / "model.pt").resolve(),
         factory="pkg.m:make",
-        architecture=sections.architecture(PARAMS.train),
+        architecture=sections.architecture(PARAMS.train, PARAMS.dp),
         preprocessing=Preprocessing((0.5,), (0.25,), (16, 16), 1),
         run_exported_code=False,
     )

@@ -174,6 +174,28 @@ def privacy_bounds(
     return each, run
 
 
+def dp_check(spent: dict, bound: dict) -> dict:
+    """The audit of a DP-SGD target: the ε its accountant spent (``spent``, the ``dp`` entry of
+    its report) beside the run's empirical lower bound at the same δ (``bound``, from
+    ``privacy_bounds``). ``consistent`` is False when the lower bound exceeds the ε spent, which
+    a correct DP training and a correct audit allow only with the bound's 5% error chance: it
+    points to a broken DP implementation or a broken audit."""
+    if bound["delta"] != spent["delta"]:
+        raise ValueError("the bound must be computed at the same δ as the DP guarantee")
+    return {
+        "epsilon_spent": spent["epsilon_spent"],
+        "target_epsilon": spent["target_epsilon"],
+        "noise_multiplier": spent["noise_multiplier"],
+        "max_grad_norm": spent["max_grad_norm"],
+        "delta": spent["delta"],
+        "epsilon_lower": bound["epsilon_lower"],
+        "attack": bound["attack"],
+        "attacks_tested": bound["attacks_tested"],
+        "confidence": bound["confidence"],
+        "consistent": bound["epsilon_lower"] <= spent["epsilon_spent"],
+    }
+
+
 def exposure_table(
     samples: pd.DataFrame, scores: np.ndarray, thresholds: dict[str, float]
 ) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from seqmia.attacks.scoring import RoleData, Scored, ScoringInputs, per_referenc
 from seqmia.attacks.seqmia.frames import frame_to_arrays
 from seqmia.audit.costs import Work, attack_costs, work_table
 from seqmia.audit.privacy import (
+    dp_check,
     headline_rates,
     per_class_found,
     privacy_bounds,
@@ -116,7 +117,7 @@ def headline_metrics(metrics: dict) -> dict:
     computes), and for every other family the TPR at 1% FPR of its strongest attack there
     (``metric@1%``: the best of the final-model metric attacks; which one it is is in
     ``eval/metrics.json``). The keys stay the same from run to run, so experiments line up in
-    ``dvc exp show``.
+    ``dvc exp show``; a DP-SGD target adds the ε it spent and the empirical lower bound.
     """
     attacks, target = metrics["attacks"], metrics["models"]["target"]
     seqmia = attacks["seqmia"]
@@ -135,7 +136,24 @@ def headline_metrics(metrics: dict) -> dict:
             if family is not None:
                 best[family] = max(best.get(family, 0.0), report["tpr_at_fpr"]["0.01"])
         headline |= {f"{f}@1%": best[f] for f in HEADLINE_FAMILIES.values() if f in best}
+    if "dp" in metrics:
+        headline |= {k: metrics["dp"][k] for k in ("epsilon_spent", "epsilon_lower")}
     return headline
+
+
+def dp_line(dp: dict) -> str:
+    """One log line on a DP-SGD target: the epsilon spent against the empirical lower bound."""
+    verdict = (
+        "below it, as it must be"
+        if dp["consistent"]
+        else "ABOVE IT: VIOLATION, a broken DP training or a broken audit (or the bound's "
+        f"{1 - dp['confidence']:.0%} chance)"
+    )
+    return (
+        f"DP-SGD target: epsilon spent {dp['epsilon_spent']:.3f} at delta {dp['delta']:g}; "
+        f"empirical lower bound {dp['epsilon_lower']:.3f} ({dp['attacks_tested']} attacks, "
+        f"from {dp['attack']}) is {verdict}"
+    )
 
 
 def exposure(
@@ -318,6 +336,12 @@ def audit(
     bounds, run_bound = privacy_bounds(scores, thresholds, members, delta)
     for name, bound in bounds.items():
         attacks[name]["privacy_bound"] = bound
+    spent = inputs.model_reports["target"].get("dp")
+    dp = None
+    if spent is not None:  # DP-SGD: the bound at the guarantee's delta against the epsilon spent
+        dp = dp_check(spent, privacy_bounds(scores, thresholds, members, spent["delta"])[1])
+        level = logging.INFO if dp["consistent"] else logging.ERROR
+        log.append((level, dp_line(dp)))
     for name, report in attacks.items():
         if (warning := tie_warning(name, report)) is not None:
             log.append((logging.WARNING, warning))
@@ -330,4 +354,6 @@ def audit(
         "privacy_bound": run_bound,
         "exposure": exposure(attacks, scores, members, samples["label"].to_numpy()),
     }
+    if dp is not None:
+        metrics["dp"] = dp
     return Audit(metrics=metrics, scores=samples.assign(**scores), curves=curves, log=log)

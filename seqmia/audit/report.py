@@ -113,6 +113,31 @@ def _opening(metrics: dict[str, Any], classes: list[str] | None) -> str:
     )
 
 
+def _dp_paragraph(dp: dict[str, Any]) -> str:
+    """What the audit says of a DP-SGD target: the epsilon spent against the lower bound."""
+    setting = (
+        f"noise multiplier &sigma; = {dp['noise_multiplier']:.3g}, clipping norm "
+        f"C = {dp['max_grad_norm']:g}"
+    )
+    spent = f"&epsilon; = {dp['epsilon_spent']:.2f} spent at &delta; = {dp['delta']:g}"
+    bound = (
+        f"the empirical lower bound at that &delta;, &epsilon; &ge; {dp['epsilon_lower']:.2f} "
+        f"({dp['confidence']:.0%} confidence over {dp['attacks_tested']} attacks, from "
+        f"{html.escape(dp['attack'])})"
+    )
+    if dp["consistent"]:
+        return (
+            f'<p class="answer">Trained with DP-SGD ({setting}): {spent}. The audit agrees: '
+            f"{bound} stays below it.</p>"
+        )
+    return (
+        f'<p class="warn"><b>DP violation: {bound} exceeds the {spent}.</b> A correct DP '
+        "training and a correct audit allow this only with the bound's "
+        f"{1 - dp['confidence']:.0%} error chance; check the DP implementation and the audit "
+        f"before trusting either ({setting}).</p>"
+    )
+
+
 def render_report(
     metrics: dict[str, Any],
     roc_png: bytes,
@@ -172,6 +197,8 @@ def render_report(
     )
     exposure = metrics.get("exposure")
     answer = _opening(metrics, classes) if exposure and "privacy_bound" in metrics else ""
+    if "dp" in metrics:
+        answer += _dp_paragraph(metrics["dp"])
     exposed_html = ""
     if exposure:
         low = next(iter(exposure["members_found"]))

@@ -12,13 +12,34 @@ from seqmia.base.seeding import make_generator
 from seqmia.models.architectures import build_model
 from seqmia.models.registry import Architecture
 
+# What a ``dp_trainable`` architecture changes, for the model's report.
+DP_ADAPTATION = (
+    "BatchNorm2d replaced by GroupNorm (Opacus ModuleValidator.fix: batch statistics mix "
+    "samples, so per-sample gradients do not exist); ReLU not in place (Opacus's hooks keep "
+    "each layer's output)"
+)
+
+
+def make_dp_trainable(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` adapted the standard way so that Opacus can compute its per-sample gradients
+    (``DP_ADAPTATION``); a model with no batch norm keeps its weights."""
+    from opacus.validators import ModuleValidator
+
+    model = ModuleValidator.fix(model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+    return model
+
 
 def new_model(
     architecture: Architecture, shape: tuple[int, ...], classes: int, generator: torch.Generator
 ) -> torch.nn.Module:
     """A freshly initialised ``architecture`` for inputs of ``shape`` ((C, H, W) or (D,)) and
-    ``classes`` classes, its weights drawn from ``generator``."""
-    return build_model(architecture.name, shape, classes, generator, architecture.options)
+    ``classes`` classes, its weights drawn from ``generator`` (GroupNorm layers of a
+    ``dp_trainable`` one start as the BatchNorm layers they replace: unit scale, zero shift)."""
+    model = build_model(architecture.name, shape, classes, generator, architecture.options)
+    return make_dp_trainable(model) if architecture.dp_trainable else model
 
 
 def load_model(

@@ -27,17 +27,19 @@ class ModelOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """A classifier to build: a ``MODELS`` name and the options of that architecture."""
+    """A classifier to build: a ``MODELS`` name and the options of that architecture;
+    ``dp_trainable``: adapted so that DP-SGD can train it (``seqmia.models.build``)."""
 
     name: str
     options: ModelOptions
+    dp_trainable: bool = False
 
 
-def architecture_of(section: ModelOptions, name: str) -> Architecture:
+def architecture_of(section: ModelOptions, name: str, dp_trainable: bool = False) -> Architecture:
     """The ``Architecture`` named ``name`` with the ``ModelOptions`` fields of ``section`` (a
     ``ModelOptions`` or a params section extending it), read field by field."""
     fields = {f.name: getattr(section, f.name) for f in dataclasses.fields(ModelOptions)}
-    return Architecture(name, ModelOptions(**fields))
+    return Architecture(name, ModelOptions(**fields), dp_trainable)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,7 @@ SECTION_MODULES = {
     "partition": "seqmia.params.partition",
     "target": "seqmia.params.target",
     "train": "seqmia.params.train",
+    "dp": "seqmia.params.dp",
     "reference": "seqmia.params.reference",
     "rmia": "seqmia.params.rmia",
     "quantile": "seqmia.params.quantile",

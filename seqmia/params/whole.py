@@ -18,6 +18,7 @@ from seqmia.params.attack import AttackParams
 from seqmia.params.baselines import BaselinesParams
 from seqmia.params.data import DataParams
 from seqmia.params.distill import DistillParams
+from seqmia.params.dp import DpParams
 from seqmia.params.evaluate import EvaluateParams
 from seqmia.params.partition import PartitionParams
 from seqmia.params.quantile import QuantileParams
@@ -48,6 +49,7 @@ class Params:
     partition: PartitionParams
     target: TargetParams
     train: TrainParams
+    dp: DpParams
     reference: ReferenceParams
     rmia: RmiaParams
     quantile: QuantileParams
@@ -138,6 +140,49 @@ def check_target(target: TargetParams) -> None:
         )
 
 
+def check_dp(params: Params) -> None:
+    """DP-SGD needs noise (from a target ε or a given σ, not both), a δ below 1/N for the
+    smallest training set N it protects, float32 training (Opacus clips float32 per-sample
+    gradients) and a target the pipeline trains itself."""
+    dp = params.dp
+    if not dp.enabled:
+        return
+    if dp.epsilon == 0 and dp.noise_multiplier == 0:
+        raise ParamsError(
+            "params keys 'dp.epsilon' and 'dp.noise_multiplier' are both 0, but dp.enabled is "
+            "true: training without noise is not private; set dp.epsilon (the ε to spend, e.g. "
+            "4) or dp.noise_multiplier (e.g. 1.0), or dp.enabled: false"
+        )
+    if dp.epsilon > 0 and dp.noise_multiplier > 0:
+        raise ParamsError(
+            f"params keys 'dp.epsilon' ({dp.epsilon}) and 'dp.noise_multiplier' "
+            f"({dp.noise_multiplier}) are both set; set one and leave the other 0 (the "
+            "accountant finds the noise for an ε)"
+        )
+    if params.train.precision in ("bf16", "fp16"):
+        raise ParamsError(
+            f"params key 'train.precision' is {shown(params.train.precision)}, but DP-SGD "
+            "trains in float32 (per-sample gradients are clipped in float32); use auto or fp32"
+        )
+    if params.target.source != "train":
+        raise ParamsError(
+            "params key 'dp.enabled' is true, but target.source is "
+            f"{shown(params.target.source)}: a given target's training is not the pipeline's "
+            "to make private; set dp.enabled: false to audit it"
+        )
+    part = params.partition
+    classes = 1 if part.unit == "total" else DATASETS[params.data.name].classes
+    if classes is None:  # imagefolder: checked when the model trains
+        return
+    smallest = min(part.target_in, part.shadow_in) * classes
+    if dp.delta >= 1 / smallest:
+        raise ParamsError(
+            f"params key 'dp.delta' is {dp.delta:g}, but the smallest training set DP-SGD "
+            f"protects has N = {smallest} samples and δ must be below 1/N = {1 / smallest:.3g} "
+            "(a δ of 1/N allows leaking one sample outright); e.g. 1e-5"
+        )
+
+
 def params_from_dict(raw: Any) -> Params:
     """Validate a parsed params document and return it as typed ``Params``."""
     if not isinstance(raw, dict):
@@ -150,6 +195,7 @@ def params_from_dict(raw: Any) -> Params:
     check_combinations(params)
     check_holdouts(params)
     check_target(params.target)
+    check_dp(params)
     return params
 
 

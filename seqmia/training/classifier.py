@@ -11,6 +11,7 @@ from torch import nn
 from seqmia.models.architectures import count_parameters
 from seqmia.models.inference import accuracy, predict_logits
 from seqmia.training.loop import EpochRecord, FitOptions, fit
+from seqmia.training.private import plan_report
 from seqmia.training.recipe import Recipe
 
 
@@ -35,8 +36,12 @@ def epoch_logger(logger, label: str, total: int) -> Callable[..., None]:
 
 
 def history_entry(record: EpochRecord) -> dict:
-    """An epoch of a classifier's report: what it did, without its wall time."""
-    return {k: getattr(record, k) for k in ("epoch", "loss", "accuracy", "lr", "samples")}
+    """An epoch of a classifier's report: what it did, without its wall time (and the ε spent
+    so far if the training is private)."""
+    entry = {k: getattr(record, k) for k in ("epoch", "loss", "accuracy", "lr", "samples")}
+    if record.epsilon is not None:
+        entry["epsilon"] = record.epsilon
+    return entry
 
 
 def train_classifier(
@@ -54,7 +59,8 @@ def train_classifier(
     train, held_out: (inputs, labels) with inputs (N, C, H, W) / (N, D) as a tensor or
     ``BatchedInputs`` on the model's device and labels (N,) int64 on the same device.
     Returns the model (eval mode) and a report: parameters, top-1 accuracy on ``train`` and on
-    ``held_out``, the training-set size and the history (every epoch's record but its seconds).
+    ``held_out``, the training-set size and the history (every epoch's record but its seconds);
+    with ``options.private``, also ``dp``: the plan and the ε spent (``plan_report``).
     Accuracies are computed ``recipe.batch_size`` samples at a time: the training batch is the
     largest set of activations the stage holds anyway.
     """
@@ -77,10 +83,13 @@ def train_classifier(
         options=options,
     )
     batch = recipe.batch_size
-    return model, {
+    report = {
         "parameters": count_parameters(model),
         "train_accuracy": accuracy(predict_logits(model, x_train, batch), y_train.cpu()),
         "test_accuracy": accuracy(predict_logits(model, held_out[0], batch), held_out[1].cpu()),
         "train_samples": len(y_train),
         "history": history,
     }
+    if options.private is not None:
+        report["dp"] = plan_report(options.private, history[-1]["epsilon"])
+    return model, report

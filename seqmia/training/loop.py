@@ -19,6 +19,7 @@ from torch import nn
 from seqmia.base.stopping import Stopped
 from seqmia.models.architectures import set_generator
 from seqmia.models.inference import memory_format
+from seqmia.training.private import PrivatePlan, make_private
 from seqmia.training.recipe import Recipe, lr_for_epoch, make_optimizer
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -29,7 +30,8 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclasses.dataclass(frozen=True)
 class EpochRecord:
     """What one epoch did; handed to the ``on_epoch`` hook. ``val_auc`` is filled in by a hook
-    that validates (attack models), None otherwise."""
+    that validates (attack models), None otherwise; ``epsilon`` is the ε spent so far by a
+    private training (DP-SGD), None otherwise."""
 
     epoch: int  # 1-based
     loss: float
@@ -38,16 +40,20 @@ class EpochRecord:
     seconds: float
     samples: int
     val_auc: float | None = None
+    epsilon: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class FitOptions:
     """How a loop runs beyond its recipe. ``augment``: random crop and flip of every image batch
     (``random_crop_flip``). ``precision``: autocast dtype of forward passes, "fp32" (none),
-    "bf16" or "fp16" (with loss scaling); weights, optimiser state and snapshots stay float32."""
+    "bf16" or "fp16" (with loss scaling); weights, optimiser state and snapshots stay float32.
+    ``private``: train with DP-SGD as planned (Poisson-sampled batches, clipped and noised
+    per-sample gradients; the model must be built ``dp_trainable``), or None."""
 
     augment: bool = False
     precision: str = "fp32"
+    private: PrivatePlan | None = None
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
@@ -95,7 +101,8 @@ def fit(
     each batch from stored rows; on the model's device. targets: (N, ...) on the same device,
     what ``loss(logits, targets[batch])`` compares with; ``target_class(targets[batch])`` gives
     the (B,) classes the reported accuracy counts (default: the targets are the classes).
-    Batch order, augmentation and dropout masks draw from ``generator``.
+    Batch order (or a private training's batch draws), augmentation, dropout masks and DP
+    noise draw from ``generator``.
     ``on_epoch(record, model)`` runs after every epoch (log, save a snapshot, validate).
     ``should_stop()`` is asked before every batch; when it returns True, ``Stopped`` is raised and
     the model is left half-trained.
@@ -106,6 +113,13 @@ def fit(
     set_generator(model, device_generator)  # dropout masks
     optimizer = make_optimizer(model, recipe)
     n = inputs.shape[0]
+    private = None
+    if options.private is not None:
+        private = make_private(
+            model, optimizer, n, recipe.batch_size, options.private, generator, device_generator
+        )
+        optimizer = private.optimizer
+    forward = model if private is None else private.module
     autocast = torch.autocast(
         inputs.device.type,
         dtype=AUTOCAST_DTYPES.get(options.precision),
@@ -119,19 +133,24 @@ def fit(
             group["lr"] = lr
         model.train()
         started = time.perf_counter()
-        order = torch.randperm(n, generator=generator, device="cpu").to(inputs.device)
+        if private is None:
+            order = torch.randperm(n, generator=generator, device="cpu").to(inputs.device)
+            batches = (order[s : s + recipe.batch_size] for s in range(0, n, recipe.batch_size))
+        else:
+            batches = (idx.to(inputs.device) for idx in private.batches())
         total_loss = torch.zeros((), device=inputs.device)
         correct = torch.zeros((), device=inputs.device, dtype=torch.long)
-        for start in range(0, n, recipe.batch_size):
+        seen = 0  # n, but for Poisson-sampled batches
+        for idx in batches:
             if should_stop is not None and should_stop():
                 raise Stopped(f"stopped in epoch {epoch + 1} of {recipe.epochs}")
-            idx = order[start : start + recipe.batch_size]
+            seen += len(idx)
             x, y = inputs[idx], targets[idx]
             if options.augment:
                 x = random_crop_flip(x, device_generator)
             x = x.contiguous(memory_format=fmt)
             with autocast:
-                logits = model(x)
+                logits = forward(x)
             logits = logits.float()  # the loss in float32 whatever the forward pass ran in
             batch_loss = loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -145,12 +164,15 @@ def fit(
         if on_epoch is not None:
             record = EpochRecord(
                 epoch=epoch + 1,
-                loss=float(total_loss) / n,
-                accuracy=float(correct) / n,
+                loss=float(total_loss) / seen,
+                accuracy=float(correct) / seen,
                 lr=lr,
                 seconds=time.perf_counter() - started,
-                samples=n,
+                samples=seen,
+                epsilon=None if private is None else private.epsilon(),
             )
             on_epoch(record, model)
+    if private is not None:
+        model = private.release()
     model.eval()
     return model
