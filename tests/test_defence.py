@@ -50,15 +50,25 @@ def test_runs_cover_every_seed_without_dp_and_at_each_epsilon():
     runs = runs_of([1.0, 16.0], [0, 2])
     assert list(runs) == [
         ("no DP", 0, "dp-none-s0"),
+        ("no DP, DP recipe", 0, "dp-recipe-s0"),
         ("ε=1", 0, "dp-eps1-s0"),
         ("ε=16", 0, "dp-eps16-s0"),
         ("no DP", 2, "dp-none-s2"),
+        ("no DP, DP recipe", 2, "dp-recipe-s2"),
         ("ε=1", 2, "dp-eps1-s2"),
         ("ε=16", 2, "dp-eps16-s2"),
     ]
+    assert runs[("no DP", 2, "dp-none-s2")] == {"seed": 2, "dp.enabled": False}
     assert runs[("ε=16", 2, "dp-eps16-s2")] == {
         "seed": 2,
+        "train.momentum": 0.0,
         "dp.enabled": True,
         "dp.epsilon": 16.0,
         "dp.noise_multiplier": 0.0,
+    }
+    other = runs_of([4.0], [0], {"train.lr": 0.05})
+    assert other[("no DP, DP recipe", 0, "dp-recipe-s0")] == {
+        "seed": 0,
+        "train.lr": 0.05,
+        "dp.enabled": False,
     }

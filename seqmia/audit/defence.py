@@ -69,11 +69,11 @@ def defence_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def plot_defence(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> None:
     """Left: the target's test accuracy against SeqMIA's TPR at 1% FPR, a point per run,
-    labelled by its ε. Right: the empirical lower bound against the ε spent (DP runs only), with
+    labelled by its name. Right: the empirical lower bound against the ε spent (DP runs only), with
     the line bound = spent that a correct training and audit stay under."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     for r in rows:
-        label = "no DP" if r["epsilon_spent"] is None else f"ε={r['epsilon_spent']:.2g}"
+        label = r["run"]
         left.scatter(
             r["test_accuracy"], r["seqmia_tpr"], color="C0" if r["epsilon_spent"] else "C3"
         )
