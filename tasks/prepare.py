@@ -22,7 +22,11 @@ def prepare_dataset(data: DataParams, layout: Layout) -> dict:
     root = data_root()
     logger.info("reading %s from data root %s", data.name, root.resolve())
     raw = load_dataset(
-        data.name, root, path=data.path, download=data.download, vocab_size=data.vocab_size
+        data.name,
+        root,
+        path=data.path,
+        download=data.download == "auto",
+        vocab_size=data.vocab_size,
     )
     arrays, info = prepared_dataset(raw, data.name, root)
     write_npz(layout.dataset_file, **arrays)

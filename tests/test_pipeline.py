@@ -313,7 +313,7 @@ def test_bad_params_stop_before_any_work(tmp_path: Path, env: dict[str, str]) ->
 
 def test_missing_dataset_names_paths_and_remedies(tmp_path: Path, env: dict[str, str]) -> None:
     params = tiny_params()
-    params["data"]["name"] = "cifar10"
+    params["data"].update(name="cifar10", download="never")  # offline: tests/test_downloads.py
     repo = make_repo(tmp_path / "repo", params)
     empty = tmp_path / "empty_root"
     empty.mkdir()

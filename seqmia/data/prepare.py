@@ -31,6 +31,7 @@ def prepared_dataset(
     info = {
         "name": name,
         "source": raw.source,
+        "obtained": raw.obtained,
         "sha256": raw.sha256,
         "n_samples": int(len(raw.y)),
         "sample_shape": list(raw.x.shape[1:]),

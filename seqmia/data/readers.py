@@ -55,6 +55,7 @@ class RawDataset:
     publisher ships one unsplit file).
     source: where the data came from; sha256: digest of the files read.
     details: further provenance (file names and hashes, feature extraction settings).
+    obtained: "local copy", or how this run downloaded it (``downloaded``).
     """
 
     x: np.ndarray
@@ -64,6 +65,32 @@ class RawDataset:
     source: str
     sha256: str
     details: dict = dataclasses.field(default_factory=dict)
+    obtained: str = "local copy"
+
+
+def downloaded(raw: RawDataset, how: str | None) -> RawDataset:
+    """``raw`` marked as fetched by this run (``how``: the downloader and its source), or as it
+    is when ``how`` is None (read from a copy that was there)."""
+    return raw if how is None else dataclasses.replace(raw, obtained=f"downloaded: {how}")
+
+
+@contextlib.contextmanager
+def fetching(what: str, source: str, looked: Sequence[Path]) -> Iterator[None]:
+    """Run the download of ``what`` from ``source``; a network failure (offline, unreachable,
+    timed out) or a downloader's own refusal (torchvision's failed MD5 check) becomes one
+    ``DatasetNotFoundError`` line that names where a local copy was looked for and what to do."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, RuntimeError, ValueError) as err:  # urllib's URLError is an OSError
+        paths = " and ".join(str(p.resolve()) for p in looked)
+        raise DatasetNotFoundError(
+            f"{what} not found (looked for {paths}), and fetching it from {source} failed "
+            f"({type(err).__name__}: {first_line(err)}); this machine may be offline. Either "
+            f"point ${DATA_ROOT_ENV} at a folder holding it in that layout (docs/datasets.md), "
+            "or run where the download is reachable."
+        ) from None
 
 
 def data_root() -> Path:
@@ -229,15 +256,39 @@ def hash_files(files: Sequence[Path], base: Path) -> tuple[str, dict[str, str]]:
     return digest.hexdigest(), each
 
 
-def download_url(url: str, dest: Path) -> Path:
-    """Fetch ``url`` to ``dest`` with urllib; a partial download never stays at ``dest``."""
+def download_url(url: str, dest: Path, sha256: str | None = None) -> Path:
+    """Fetch ``url`` to ``dest`` with urllib, printing progress to stderr (every 10% of the
+    announced size, else every 10 MB). With ``sha256``, a file with another digest is refused
+    (``DamagedFileError``) and removed. A partial or refused download never stays at ``dest``."""
+    import sys
     import urllib.request
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            step = total // 10 if total else 10 << 20
+            done, shown = 0, 0
+            print(f"downloading {url} ({total / 2**20:.1f} MB)", file=sys.stderr)
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if done - shown >= step:
+                    shown = done
+                    part = f" ({done / total:.0%})" if total else ""
+                    print(f"  {done / 2**20:.1f} MB{part}", file=sys.stderr)
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise DamagedFileError(
+                f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, not the "
+                f"published {sha256}: the transfer was damaged or the publisher's file changed; "
+                "run again, and if it persists get a copy by hand (docs/datasets.md)"
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(dest)
     return dest
 

@@ -27,7 +27,9 @@ from seqmia.data.readers import (
     DatasetNotFoundError,
     RawDataset,
     download_url,
+    downloaded,
     extract_archive,
+    fetching,
     hash_files,
     read_image_folder,
     reading,
@@ -57,7 +59,7 @@ def _not_found(what: str, looked: list[Path], how: str) -> DatasetNotFoundError:
     paths = " and ".join(str(p.resolve()) for p in looked)
     return DatasetNotFoundError(
         f"{what} not found. Looked for {paths}. Either point ${DATA_ROOT_ENV} at a folder holding "
-        f"it in that layout, or set data.download: true (dvc exp run -S data.download=true) to "
+        f"it in that layout, or set data.download: auto (dvc exp run -S data.download=auto) to "
         f"fetch it with {how} (needs internet)."
     )
 
@@ -151,13 +153,17 @@ def load_cifar(name: str, root: Path, download: bool) -> RawDataset:
     if name == "cifar10" and (folder / "train").is_dir():
         return read_image_folder(folder)
     sub = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
+    looked = ([folder / "train"] if name == "cifar10" else []) + [folder / sub]
+    how = None
     if not (folder / sub).is_dir() and download:
         from torchvision.datasets import CIFAR10, CIFAR100
 
-        (CIFAR10 if name == "cifar10" else CIFAR100)(str(folder), download=True)
+        tv_class = CIFAR10 if name == "cifar10" else CIFAR100
+        with fetching(name, f"torchvision's {tv_class.__name__} downloader", looked):
+            tv_class(str(folder), download=True)  # progress bar, MD5 of archive and batches
+        how = f"torchvision {tv_class.__name__} from {tv_class.url} (MD5 checked)"
     if (folder / sub).is_dir():
-        return read_cifar_python(folder / sub, fine=name == "cifar100")
-    looked = ([folder / "train"] if name == "cifar10" else []) + [folder / sub]
+        return downloaded(read_cifar_python(folder / sub, fine=name == "cifar100"), how)
     raise _not_found(name.upper().replace("CIFAR", "CIFAR-"), looked, "torchvision")
 
 
@@ -228,14 +234,16 @@ def load_idx(name: str, root: Path, download: bool) -> RawDataset:
     tv_class = getattr(tvd, cls_name)
     raw_dir = root / name / sub / "raw"
     found = all(_idx_file(raw_dir, n) for names in _IDX_FILES.values() for n in names)
+    looked = [raw_dir / n for n in _IDX_FILES["train"] + _IDX_FILES["test"]]
+    how = None
     if not found and download:
-        for train in (True, False):
-            tv_class(str(root / name), train=train, download=True)
-        found = True
+        with fetching(cls_name, f"torchvision's {cls_name} downloader", looked):
+            for train in (True, False):
+                tv_class(str(root / name), train=train, download=True)  # MD5 checked
+        found, how = True, f"torchvision {cls_name} (MD5 checked)"
     if not found:
-        looked = [raw_dir / n for n in _IDX_FILES["train"] + _IDX_FILES["test"]]
         raise _not_found(f"{cls_name} (IDX files, plain or .gz)", looked, "torchvision")
-    return read_idx_dataset(raw_dir, list(tv_class.classes))
+    return downloaded(read_idx_dataset(raw_dir, list(tv_class.classes)), how)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,14 +346,17 @@ def load_gtsrb(root: Path, download: bool) -> RawDataset:
     """GTSRB from ``root/gtsrb`` (torchvision's ``root``), downloading with torchvision if asked."""
     tv_root = root / "gtsrb"
     training = tv_root / "gtsrb" / "GTSRB" / "Training"
+    how = None
     if not training.is_dir() and download:
         from torchvision.datasets import GTSRB
 
-        for split in ("train", "test"):
-            GTSRB(str(tv_root), split=split, download=True)
+        with fetching("GTSRB", "torchvision's GTSRB downloader", [training]):
+            for split in ("train", "test"):
+                GTSRB(str(tv_root), split=split, download=True)  # MD5 checked
+        how = "torchvision GTSRB (MD5 checked)"
     if not training.is_dir():
         raise _not_found("GTSRB", [training], "torchvision")
-    return read_gtsrb(tv_root / "gtsrb")
+    return downloaded(read_gtsrb(tv_root / "gtsrb"), how)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,12 +366,15 @@ def load_gtsrb(root: Path, download: bool) -> RawDataset:
 def load_cinic10(root: Path, download: bool) -> RawDataset:
     """CINIC-10 from ``root/cinic10/{train,valid,test}/<class>/*.png`` (all three splits)."""
     folder = root / "cinic10"
+    how = None
     if not (folder / "train").is_dir() and download:
-        archive = download_url(CINIC10_URL, folder / "CINIC-10.tar.gz")
+        with fetching("CINIC-10", CINIC10_URL, [folder / "train"]):
+            archive = download_url(CINIC10_URL, folder / "CINIC-10.tar.gz")
         extract_archive(archive, folder)
+        how = CINIC10_URL
     if not (folder / "train").is_dir():
         raise _not_found("CINIC-10", [folder / "train"], f"its publisher's archive {CINIC10_URL}")
-    return read_image_folder(folder, splits=("train", "valid", "test"))
+    return downloaded(read_image_folder(folder, splits=("train", "valid", "test")), how)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from seqmia.data.readers import (
     DatasetNotFoundError,
     RawDataset,
     download_url,
+    downloaded,
+    fetching,
     hash_files,
     reading,
 )
@@ -113,16 +115,20 @@ def read_tabular(archive: Path) -> RawDataset:
 
 
 def load_tabular(name: str, root: Path, download: bool) -> RawDataset:
-    """``root/<name>/<publisher's archive>``, fetched from the publisher's URL if ``download``."""
+    """``root/<name>/<publisher's archive>``, fetched from the publisher's URL if ``download``
+    and no copy is there (the publisher gives no checksum; info.json records the SHA-256)."""
     spec = TABULAR[name]
     archive = root / name / spec.archive
+    how = None
     if not archive.is_file() and download:
-        download_url(spec.url, archive)
+        with fetching(name, spec.url, [archive]):
+            download_url(spec.url, archive)
+        how = spec.url
     if not archive.is_file():
         raise DatasetNotFoundError(
             f"{name} ({spec.description}) not found. Looked for {archive.resolve()} (the "
             f"publisher's archive as it comes). Either point ${DATA_ROOT_ENV} at a folder holding "
-            f"{name}/{spec.archive}, or set data.download: true (dvc exp run "
-            f"-S data.download=true) to fetch it from {spec.url} (needs internet)."
+            f"{name}/{spec.archive}, or set data.download: auto (dvc exp run "
+            f"-S data.download=auto) to fetch it from {spec.url} (needs internet)."
         )
-    return read_tabular(archive)
+    return downloaded(read_tabular(archive), how)

@@ -26,6 +26,8 @@ from seqmia.data.readers import (
     DatasetNotFoundError,
     RawDataset,
     download_url,
+    downloaded,
+    fetching,
     hash_files,
     reading,
 )
@@ -33,6 +35,8 @@ from seqmia.data.readers import (
 ARCHIVE_NAME = "20news-bydate.tar.gz"
 # The URL scikit-learn's fetch_20newsgroups downloads the same archive from.
 ARCHIVE_URL = "https://ndownloader.figshare.com/files/5975967"
+# Its SHA-256, as scikit-learn's metadata for that file publishes it (a download must match).
+ARCHIVE_SHA256 = "8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4c87b786e15c759fa66d95610"
 _SPLITS = {"20news-bydate-train": "train", "20news-bydate-test": "test"}
 
 
@@ -94,15 +98,19 @@ def read_news20(archive: Path, vocab_size: int) -> RawDataset:
 
 
 def load_news20(root: Path, download: bool, vocab_size: int) -> RawDataset:
-    """``root/news20/20news-bydate.tar.gz``, fetched from scikit-learn's URL if ``download``."""
+    """``root/news20/20news-bydate.tar.gz``, fetched from scikit-learn's URL (and checked
+    against its published SHA-256) if ``download`` and no copy is there."""
     archive = root / "news20" / ARCHIVE_NAME
+    how = None
     if not archive.is_file() and download:
-        download_url(ARCHIVE_URL, archive)
+        with fetching("20 Newsgroups", ARCHIVE_URL, [archive]):
+            download_url(ARCHIVE_URL, archive, sha256=ARCHIVE_SHA256)
+        how = f"{ARCHIVE_URL} (SHA-256 checked)"
     if not archive.is_file():
         raise DatasetNotFoundError(
             f"20 Newsgroups not found. Looked for {archive.resolve()} (the bydate archive that "
             f"scikit-learn's fetch_20newsgroups downloads). Either point ${DATA_ROOT_ENV} at a "
-            f"folder holding news20/{ARCHIVE_NAME}, or set data.download: true (dvc exp run "
-            f"-S data.download=true) to fetch it from {ARCHIVE_URL} (needs internet)."
+            f"folder holding news20/{ARCHIVE_NAME}, or set data.download: auto (dvc exp run "
+            f"-S data.download=auto) to fetch it from {ARCHIVE_URL} (needs internet)."
         )
-    return read_news20(archive, vocab_size)
+    return downloaded(read_news20(archive, vocab_size), how)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Literal
 
 from seqmia.data.registry import DATASETS
 from seqmia.params.schema import AT_LEAST_1, OneOf, register_rules, register_section
@@ -17,8 +17,9 @@ class DataParams:
     # Folder of the ImageFolder tree (``<path>/train/<class>/…``) for ``name: imagefolder``,
     # relative to the data root or absolute; ignored for named datasets.
     path: str
-    # Fetch a named dataset with its standard downloader when no local copy is found.
-    download: bool
+    # auto: a local copy under the data root, else the dataset's standard downloader (progress,
+    # checksum where the publisher gives one); never: a local copy only.
+    download: Literal["auto", "never"]
     # news20 only: TF-IDF vocabulary size (the most frequent terms of the fitted documents).
     vocab_size: int
 
