@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -358,12 +359,49 @@ def reproduce_stage(stage: str, workspace: Path, env: Mapping[str, str], remote:
         PARENT_ENV: str(runtime.task_run.id),
         RUN_NAME_ENV: f"{env['SEQMIA_EXPERIMENT']}-{stage}",
     }
-    output = stream(
-        ["dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage], workspace, env
-    )
+    command = ["dvc", "repro", "--single-item", *(["--pull"] if remote else []), stage]
+    try:
+        output = stream(command, workspace, env)
+    except Exception:
+        raise  # the stage failed: its flow run says how
+    except BaseException:  # the experiment was cancelled or stopped, and stopped the stage
+        why = f"stopped with experiment {env['SEQMIA_EXPERIMENT']}, which was cancelled or stopped"
+        cancel_unfinished_children(runtime.task_run.id, why)
+        raise
     if remote:
         stream(["dvc", "push", "--run-cache", stage], workspace, env)
     return output
+
+
+def cancel_unfinished_children(task_run_id: Any, why: str) -> None:
+    """Mark the flow runs started under task run ``task_run_id`` (a stage's) that did not
+    complete as Cancelled with message ``why``. A stage stopped by its experiment reports the
+    SIGTERM it got as a crash; it was told to stop, so its state says that instead."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId
+    from prefect.states import Cancelled
+
+    children = FlowRunFilter(parent_task_run_id=FlowRunFilterParentTaskRunId(any_=[task_run_id]))
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(flow_run_filter=children):
+            if run.state is None or not run.state.is_completed():
+                client.set_flow_run_state(run.id, Cancelled(message=why), force=True)
+
+
+def name_where_it_stopped(flow: Any, flow_run: Any, state: Any) -> None:
+    """``on_crashed`` hook: a run that crashed because the process running it was stopped (a
+    worker killed, a host shut down) says where that was and how to go on, instead of only
+    Prefect's "Execution was aborted by Python system exit call"."""
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        where = run.infrastructure_pid or f"{socket.gethostname()}:{os.getpid()}"
+        pool = f" (work pool {run.work_pool_name})" if run.work_pool_name else ""
+        message = (
+            f"Stopped on {where}{pool}, the worker or host that ran it: {state.message} "
+            "Submit it again to go on: finished stages come back from DVC's run-cache."
+        )
+        client.set_flow_run_state(run.id, Crashed(message=message), force=True)
 
 
 @task
@@ -424,7 +462,7 @@ def experiment_name(name: str | None) -> str:
     return name
 
 
-@flow(name="experiment")
+@flow(name="experiment", on_crashed=[name_where_it_stopped])
 def experiment_flow(
     overrides: dict[str, Any] | None = None, name: str | None = None, rev: str = "HEAD"
 ) -> dict:

@@ -259,6 +259,20 @@ def test_an_experiment_stopped_on_one_host_continues_on_another(
     assert inside == [], log_path.read_text()[-3000:]
     assert list(scratch.glob("seqmia-*")) == []
     assert len(sh(["git", "worktree", "list"], repo, env).splitlines()) == 1
+    # Its states say what happened: the stage it stopped is Cancelled, not Crashed, and the run
+    # names the host and process that stopped.
+    api = Api(env)
+    runs = {
+        r["name"]: r
+        for r in api.call(
+            "POST", "flow_runs/filter", {"flow_runs": {"name": {"any_": ["cut", "cut-distill"]}}}
+        )
+    }
+    stage, run = runs["cut-distill"]["state"], runs["cut"]["state"]
+    assert stage["type"] == "CANCELLED", stage
+    assert stage["message"] == "stopped with experiment cut, which was cancelled or stopped"
+    assert run["type"] == "CRASHED" and run["message"].startswith("Stopped on "), run
+    assert f":{host_a.pid}" in run["message"] and "Submit it again" in run["message"]
 
     # Host B: a clone at another path, data at another path, picks it up where A stopped.
     elsewhere = tmp_path / "host-b-datasets"
@@ -298,3 +312,45 @@ def test_a_stage_gives_the_same_bytes_from_any_data_root_path(
     assert {"data/prepared/info.json", "data/models/target.json"} <= outputs[0].keys()
     assert [k for k in outputs[0] if outputs[0][k] != outputs[1][k]] == []
     assert str(digits_root).encode() not in outputs[0]["data/prepared/info.json"]
+
+
+def test_a_cancelled_experiment_cancels_its_running_stage(
+    tmp_path: Path, prefect_env: dict[str, str], digits_root: Path
+) -> None:
+    """Cancelled from the API (as the UI's Cancel does) while its train stage runs: the
+    experiment ends Cancelled, and so does the stage it stopped, not Crashed."""
+    params = tiny_params()
+    params["train"]["epochs"] = 400  # still training when the cancellation comes
+    repo = make_repo(tmp_path / "repo", params)
+    env = {**prefect_env, "SEQMIA_DATA_ROOT": str(digits_root), "PYTHONPATH": ""}
+    api = Api(env)
+    log = tmp_path / "serve.log"
+    served = start([sys.executable, "-m", "flows.experiment", "--serve"], repo, env, log)
+    try:
+        deadline = time.monotonic() + 180
+        while api.deployment("experiment/experiment-serve") is None:
+            assert served.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        run_id = api.submit("experiment/experiment-serve", {"overrides": {}, "name": "called-off"})
+        deadline = time.monotonic() + 600
+        while not any(
+            c["name"] == "called-off-train" and c["state"]["type"] == "RUNNING"
+            for c in api.children(run_id)
+        ):
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(1)
+        time.sleep(5)  # training
+        api.call(
+            "POST",
+            f"flow_runs/{run_id}/set_state",
+            {"state": {"type": "CANCELLING", "message": "called off"}, "force": True},
+        )
+        finished = api.wait([run_id], 300, log)[run_id]
+    finally:
+        stop_process_group(served)
+    assert finished["state"]["type"] == "CANCELLED", finished["state"]
+    stages = {c["name"]: c["state"] for c in api.children(run_id)}
+    assert stages["called-off-train"]["type"] == "CANCELLED", stages
+    assert "stopped with experiment called-off" in stages["called-off-train"]["message"]
+    assert all(s["type"] == "COMPLETED" for n, s in stages.items() if n != "called-off-train")
+    assert len(sh(["git", "worktree", "list"], repo, env).splitlines()) == 1  # workspace removed
