@@ -120,9 +120,8 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
     for name in ("prefect.yaml", ".gitignore"):
         shutil.copy(REPO / name, repo / name)
     env = {**prefect_env, "SEQMIA_DATA_ROOT": str(digits_root), "PYTHONPATH": ""}
-    sh(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "dvc-remote")], repo, env)
     sh(["git", "add", "-A"], repo, env)
-    sh(["git", "commit", "-qm", "deployments and remote"], repo, env)
+    sh(["git", "commit", "-qm", "deployments"], repo, env)
     params_before = (repo / "params.yaml").read_bytes()
     head = yaml.safe_load(params_before)
     api = Api(env)
@@ -141,12 +140,18 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
         {**env, "SEQMIA_REPO": str(repo)},
         log,
     )
+    # The per-host remote of docs/experiments.md, added and not committed.
+    remote = str(tmp_path / "dvc-remote")
+    sh(["dvc", "remote", "add", "-d", "shared", remote], repo, env)
     pool_runs = {"epochs": {"attack.epochs": 2}, "lr": {"attack.lr": 5e-3}}
-    try:  # submitted at once; the deployment's concurrency limit runs them back to back
-        ids = {
-            name: api.submit("experiment/experiment", {"overrides": o, "name": name})
-            for name, o in pool_runs.items()
-        }
+    submit = [sys.executable, "-m", "flows.experiment", "--submit", "experiment/experiment"]
+    try:  # submitted at once (the docs' command); the concurrency limit runs them back to back
+        ids = {}
+        for name, o in pool_runs.items():
+            sets = [a for key, value in o.items() for a in ("-S", f"{key}={value}")]
+            out = sh([*submit, *sets, "--name", name], repo, env)
+            assert f"queued flow run {name} (" in out, out
+            ids[name] = out.split(f"queued flow run {name} (")[1].split(")")[0]
         finished = api.wait(ids.values(), 1500, log)
     finally:
         stop_process_group(worker)
@@ -188,9 +193,10 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
     assert max(r["start_time"] for r in runs) < min(r["end_time"] for r in runs)  # side by side
     check_records(repo, head, serve_runs, finished_served)
 
-    # The repository's checkout is untouched: same params.yaml, clean, no worktree left.
+    # The repository's checkout is untouched: same params.yaml, nothing changed but the remote
+    # the user added, no worktree left.
     assert (repo / "params.yaml").read_bytes() == params_before
-    assert sh(["git", "status", "--porcelain"], repo, env).strip() == ""
+    assert sh(["git", "status", "--porcelain"], repo, env).strip() == "M .dvc/config"
     assert len(sh(["git", "worktree", "list"], repo, env).splitlines()) == 1
     assert "epochs" in sh(["dvc", "exp", "show", "--json"], repo, env)
 
@@ -200,6 +206,7 @@ def test_scheduled_experiments_are_isolated_recorded_and_shared(
     shutil.copytree(digits_root, elsewhere)
     clone = tmp_path / "host-b" / "checkout"
     sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    sh(["dvc", "remote", "add", "-d", "shared", remote], clone, env)  # the per-host step
     out = sh(
         [sys.executable, "-m", "flows.experiment", "-S", "attack.epochs=2", "--name", "again"],
         clone,
