@@ -11,7 +11,7 @@ from torch import nn
 
 from seqmia.base.errors import UserError
 from seqmia.base.seeding import make_generator
-from seqmia.models.build import load_model, new_model
+from seqmia.models.build import dp_adaptation, load_model, new_model
 from seqmia.models.registry import Architecture, ModelOptions
 from seqmia.training.classifier import train_classifier
 from seqmia.training.loop import FitOptions
@@ -68,6 +68,9 @@ def test_a_dp_trainable_cnn_has_group_norm_and_no_batch_norm_and_loads_back(tmp_
     kinds = {type(m) for m in model.modules()}
     assert nn.GroupNorm in kinds and nn.BatchNorm2d not in kinds
     assert not any(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
+    assert dp_adaptation(model).startswith("5 BatchNorm2d layers replaced by GroupNorm")
+    mlp = new_model(dataclasses.replace(CNN, name="mlp"), (20,), 4, make_generator(0, "t"))
+    assert dp_adaptation(mlp) == "none: Opacus trains this architecture as it is"
     plain = new_model(
         dataclasses.replace(CNN, dp_trainable=False), (3, 16, 16), 4, make_generator(0, "t")
     )

@@ -12,17 +12,11 @@ from seqmia.base.seeding import make_generator
 from seqmia.models.architectures import build_model
 from seqmia.models.registry import Architecture
 
-# What a ``dp_trainable`` architecture changes, for the model's report.
-DP_ADAPTATION = (
-    "BatchNorm2d replaced by GroupNorm (Opacus ModuleValidator.fix: batch statistics mix "
-    "samples, so per-sample gradients do not exist); ReLU not in place (Opacus's hooks keep "
-    "each layer's output)"
-)
-
 
 def make_dp_trainable(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` adapted the standard way so that Opacus can compute its per-sample gradients
-    (``DP_ADAPTATION``); a model with no batch norm keeps its weights."""
+    """``model`` adapted the standard way so that Opacus can compute its per-sample gradients:
+    batch norms become group norms (Opacus's ``ModuleValidator.fix``), ReLUs stop working in
+    place (``dp_adaptation`` says what changed); a model with no batch norm keeps its weights."""
     from opacus.validators import ModuleValidator
 
     model = ModuleValidator.fix(model)
@@ -40,6 +34,21 @@ def new_model(
     ``dp_trainable`` one start as the BatchNorm layers they replace: unit scale, zero shift)."""
     model = build_model(architecture.name, shape, classes, generator, architecture.options)
     return make_dp_trainable(model) if architecture.dp_trainable else model
+
+
+def dp_adaptation(model: torch.nn.Module) -> str:
+    """What ``make_dp_trainable`` changed in ``model``, for its report."""
+    norms = sum(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    relus = sum(isinstance(m, torch.nn.ReLU) for m in model.modules())
+    changes = []
+    if norms:
+        changes.append(
+            f"{norms} BatchNorm2d layers replaced by GroupNorm (Opacus ModuleValidator.fix: "
+            "batch statistics mix samples, so per-sample gradients do not exist)"
+        )
+    if relus:
+        changes.append(f"{relus} ReLUs not in place (Opacus's hooks keep each layer's output)")
+    return "; ".join(changes) or "none: Opacus trains this architecture as it is"
 
 
 def load_model(

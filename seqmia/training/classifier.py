@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from seqmia.models.architectures import count_parameters
+from seqmia.models.build import dp_adaptation
 from seqmia.models.inference import accuracy, predict_logits
 from seqmia.training.loop import EpochRecord, FitOptions, fit
 from seqmia.training.private import plan_report
@@ -91,5 +92,5 @@ def train_classifier(
         "history": history,
     }
     if options.private is not None:
-        report["dp"] = plan_report(options.private, history[-1]["epsilon"])
+        report["dp"] = plan_report(options.private, history[-1]["epsilon"], dp_adaptation(model))
     return model, report

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from seqmia.base.errors import UserError
-from seqmia.models.build import DP_ADAPTATION
 
 if TYPE_CHECKING:
     import torch
@@ -150,11 +149,12 @@ def make_private(
     return PrivateTraining(module, private_optimizer, loader, engine, plan.delta)
 
 
-def plan_report(plan: PrivatePlan, epsilon_spent: float) -> dict:
-    """The ``dp`` entry of a model's report: the plan, the ε the accountant counted, how."""
+def plan_report(plan: PrivatePlan, epsilon_spent: float, adaptation: str) -> dict:
+    """The ``dp`` entry of a model's report: the plan, the ε the accountant counted, how, and
+    what the architecture's adaptation changed (``seqmia.models.build.dp_adaptation``)."""
     return {
         "epsilon_spent": epsilon_spent,
         **dataclasses.asdict(plan),
         "accountant": ACCOUNTANT,
-        "adaptation": DP_ADAPTATION,
+        "adaptation": adaptation,
     }
