@@ -19,6 +19,7 @@ import yaml
 from benchmarks.scratch_repo import make_scratch_repo
 from seqmia.attacks.registry import ATTACKS as REGISTRY
 from seqmia.attacks.registry import reported
+from tests.browser import browser_or_skip, measure_layout
 from tests.conftest import REPO, STAGES
 
 pytestmark = pytest.mark.slow
@@ -175,6 +176,34 @@ def undeclared_reads(reads: list[str], dvc: dict) -> list[str]:
         if not any(key == d or key.startswith(d + ".") for d in declared):
             missing.append(line)
     return missing
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)], ids=["laptop", "phone"])
+def test_report_fits_laptop_and_phone_windows_in_a_real_browser(
+    clean_run, tmp_path: Path, width: int, height: int
+) -> None:
+    """The run's report laid out by headless Chromium: no horizontal page scroll (on a phone
+    wide tables scroll inside their box, on a laptop they fit), every figure within the window,
+    and the answer paragraph first and on the first screen. The check itself must fail on the
+    page as it was before figures were bounded (the ROC figure cut off behind a horizontal
+    scroll bar)."""
+    browser = browser_or_skip()
+    repo, _, _ = clean_run
+    page = (repo / "eval" / "report.html").read_text()
+    laid = measure_layout(browser, page, width, height, tmp_path)
+    assert laid["scroll_width"] <= laid["width"] and laid["beyond"] == [], laid
+    assert len(laid["images"]) >= 2  # the ROC figure and the gallery of exposed members
+    for image in laid["images"]:
+        assert image["height"] > 0 and image["right"] <= laid["width"], (image, laid["width"])
+    if width >= 1280:  # on a laptop even the widest table fits without its own scroll bar
+        assert all(box["content"] <= box["shown"] for box in laid["boxes"]), laid["boxes"]
+    assert laid["first_paragraph"]["class"] == "answer"
+    assert laid["first_paragraph"]["bottom"] <= height
+
+    unbounded = page.replace("img { max-width: 100%; height: auto; }", "")
+    assert unbounded != page
+    before = measure_layout(browser, unbounded, width, height, tmp_path / "unbounded")
+    assert before["scroll_width"] > before["width"] and before["beyond"], before
 
 
 def test_every_params_key_a_stage_reads_is_declared_in_dvc_yaml(clean_run) -> None:

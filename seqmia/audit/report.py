@@ -252,7 +252,7 @@ list).{link}</p>
 <style>
 body {{ font-family: sans-serif; max-width: 64em; margin: 2em auto; padding: 0 1em; }}
 table {{ border-collapse: collapse; }}
-td, th {{ padding: .3em .8em; border-bottom: 1px solid #ddd; }}
+td, th {{ padding: .3em .5em; border-bottom: 1px solid #ddd; }}
 td {{ text-align: right; }} td:first-child {{ text-align: left; }}
 small {{ color: #666; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 img {{ max-width: 100%; height: auto; }}
