@@ -23,6 +23,19 @@ def check_attack_inputs(layout: Layout) -> None:
     check_inputs([layout.sequences_file("shadow")])
 
 
+def attack_model_options(a: AttackParams) -> dict[str, object]:
+    """The ``attack`` section's choices of model and selection, as ``fit_seqmia_attack`` takes
+    them: one list for the attack stage and the budget comparison's refits."""
+    return {
+        "selection": a.selection,
+        "architecture": a.architecture,
+        "hidden_size": a.hidden_size,
+        "num_layers": a.num_layers,
+        "input_transform": a.input_transform,
+        "ensemble": a.ensemble,
+    }
+
+
 @task(**ARTEFACT_TASK)
 def train_seqmia_attack(a: AttackParams, seed: int, device: str, layout: Layout) -> dict:
     """Fit the attack on the shadow sequences, selecting on a held-out shadow split."""
@@ -60,12 +73,7 @@ def train_seqmia_attack(a: AttackParams, seed: int, device: str, layout: Layout)
         recipe,
         seed,
         a.val_fraction,
-        architecture=a.architecture,
-        hidden_size=a.hidden_size,
-        num_layers=a.num_layers,
-        input_transform=a.input_transform,
-        ensemble=a.ensemble,
-        selection=a.selection,
+        **attack_model_options(a),
         device=resolve_device(device),
         on_epoch=on_epoch,
         should_stop=stop_requested,

@@ -23,6 +23,7 @@ from seqmia.base.artifacts import read_json
 from seqmia.base.runtime import resolve_device
 from seqmia.params.whole import load_params, params_to_dict
 from seqmia.training.recipe import as_recipe
+from tasks.attack import attack_model_options
 from tasks.evaluate import audit_run, read_audit_inputs
 from tasks.layout import Layout
 
@@ -89,12 +90,7 @@ def budget_points(
             as_recipe(a),
             seed,
             a.val_fraction,
-            selection=a.selection,
-            architecture=a.architecture,
-            hidden_size=a.hidden_size,
-            num_layers=a.num_layers,
-            input_transform=a.input_transform,
-            ensemble=a.ensemble,
+            **attack_model_options(a),
             device=resolve_device(params.device),
         )
         attack_seconds = time.perf_counter() - started
