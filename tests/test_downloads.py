@@ -89,6 +89,17 @@ def test_offline_the_error_names_the_local_path_and_the_failed_download(tmp_path
     assert "SEQMIA_DATA_ROOT" in message and "\n" not in message
 
 
+def test_a_server_that_refuses_the_download_is_not_called_offline(served, tmp_path, monkeypatch):
+    url, _ = served
+    missing = url.replace("news.tar.gz", "moved.tar.gz")  # the server answers 404
+    monkeypatch.setattr(text, "ARCHIVE_URL", missing)
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("news20", tmp_path / "root", download=True)
+    message = str(info.value)
+    assert f"fetching it from {missing} failed (HTTPError: HTTP Error 404" in message
+    assert "may have moved" in message and "offline" not in message and "\n" not in message
+
+
 def test_a_local_copy_is_read_as_it_is_and_never_fetched(tmp_path, monkeypatch):
     monkeypatch.setattr(text, "ARCHIVE_URL", "http://127.0.0.1:9/never-fetched")
     write_bydate_archive(tmp_path / "news20" / text.ARCHIVE_NAME)

@@ -17,6 +17,7 @@ import io
 import os
 import tarfile
 import tempfile
+import urllib.error
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -77,8 +78,9 @@ def downloaded(raw: RawDataset, how: str | None) -> RawDataset:
 @contextlib.contextmanager
 def fetching(what: str, source: str, looked: Sequence[Path]) -> Iterator[None]:
     """Run the download of ``what`` from ``source``; a network failure (offline, unreachable,
-    timed out) or a downloader's own refusal (torchvision's failed MD5 check) becomes one
-    ``DatasetNotFoundError`` line that names where a local copy was looked for and what to do."""
+    timed out), a server's refusal (HTTP 404) or a downloader's own refusal (torchvision's
+    failed MD5 check) becomes one ``DatasetNotFoundError`` line that names where a local copy
+    was looked for, what failed, what it most likely means and what to do."""
     try:
         yield
     except UserError:
@@ -87,10 +89,20 @@ def fetching(what: str, source: str, looked: Sequence[Path]) -> Iterator[None]:
         paths = " and ".join(str(p.resolve()) for p in looked)
         raise DatasetNotFoundError(
             f"{what} not found (looked for {paths}), and fetching it from {source} failed "
-            f"({type(err).__name__}: {first_line(err)}); this machine may be offline. Either "
-            f"point ${DATA_ROOT_ENV} at a folder holding it in that layout (docs/datasets.md), "
-            "or run where the download is reachable."
+            f"({type(err).__name__}: {first_line(err)}); {likely_cause(err)}. Either point "
+            f"${DATA_ROOT_ENV} at a folder holding it in that layout (docs/datasets.md), or "
+            "run again once the cause is mended."
         ) from None
+
+
+def likely_cause(err: Exception) -> str:
+    """What a failed download most likely means, for the error line: only a failure to reach
+    the server suggests the machine is offline."""
+    if isinstance(err, urllib.error.HTTPError):  # the server answered: reachable, but refused
+        return "the server refused it, so the address may have moved"
+    if isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError)):
+        return "the server could not be reached: this machine may be offline"
+    return "the download or its check failed"
 
 
 def data_root() -> Path:
