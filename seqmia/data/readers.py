@@ -99,7 +99,9 @@ def likely_cause(err: Exception) -> str:
     """What a failed download most likely means, for the error line: only a failure to reach
     the server suggests the machine is offline."""
     if isinstance(err, urllib.error.HTTPError):  # the server answered: reachable, but refused
-        return "the server refused it, so the address may have moved"
+        if err.code in (404, 410):
+            return "the server has no such file: the address may have moved"
+        return "the server answered with that error"
     if isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError)):
         return "the server could not be reached: this machine may be offline"
     return "the download or its check failed"
