@@ -77,6 +77,7 @@ def defence_flow(
     """Queue every run, run the queue, read each run's metrics and write the table and figure."""
     logger = get_run_logger()
     raw = read_document("params.yaml")
+    recipe = DP_RECIPE if recipe is None else recipe
     runs = runs_of(epsilons, seeds, recipe)
     for overrides in runs.values():
         check_preset(raw, overrides)  # every run valid before anything is queued
@@ -99,9 +100,8 @@ def defence_flow(
     base = Path(out)
     base.parent.mkdir(parents=True, exist_ok=True)
     table = defence_table(rows)
-    used = recipe if recipe is not None else DP_RECIPE
     note = (
-        f"\nDP recipe: params.yaml with {used}. {len(runs)} runs, {seconds / 60:.1f} min wall "
+        f"\nDP recipe: params.yaml with {recipe}. {len(runs)} runs, {seconds / 60:.1f} min wall "
         "time for the queue.\n"
     )
     base.with_suffix(".md").write_text(table + note)

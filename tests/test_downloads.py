@@ -30,8 +30,7 @@ def served(tmp_path: Path):
     """A bydate archive served over HTTP from a folder of its own; yields (url, sha256)."""
     folder = tmp_path / "publisher"
     archive = write_bydate_archive(folder / "news.tar.gz")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

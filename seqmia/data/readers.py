@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -274,7 +275,6 @@ def download_url(url: str, dest: Path, sha256: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` with urllib, printing progress to stderr (every 10% of the
     announced size, else every 10 MB). With ``sha256``, a file with another digest is refused
     (``DamagedFileError``) and removed. A partial or refused download never stays at ``dest``."""
-    import sys
     import urllib.request
 
     dest.parent.mkdir(parents=True, exist_ok=True)
