@@ -85,7 +85,36 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]):
     repo = make_repo(tmp_path_factory.mktemp("clean") / "repo", tiny_params())
     # Every stage appends the params keys it reads (seqmia.params.schema) beside the repository.
     result = repro(repo, {**env, "SEQMIA_RECORD_PARAMS": str(repo.parent / "params_reads.txt")})
+    # Later tests change this repository; the kill test compares its outputs with these.
+    shutil.copy(repo / "dvc.lock", repo.parent / "clean_dvc.lock")
     return repo, result, json.loads((repo / "eval" / "metrics.json").read_text())
+
+
+def leaf_differences(got: object, want: object, path: str = "") -> list[str]:
+    """``path: got != want`` for every leaf where two JSON documents differ."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        return [
+            line
+            for key in sorted(set(got) | set(want))
+            for line in leaf_differences(got.get(key), want.get(key), f"{path}.{key}")
+        ]
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return [
+            line
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
+            for line in leaf_differences(g, w, f"{path}[{i}]")
+        ]
+    return [] if got == want else [f"{path.lstrip('.')}: {got!r} != {want!r}"]
+
+
+def output_hashes(lock_file: Path) -> dict[str, str]:
+    """Each stage's output paths and their hashes in a ``dvc.lock``."""
+    stages = yaml.safe_load(lock_file.read_text())["stages"]
+    return {
+        f"{name} {out['path']}": out.get("md5", "")
+        for name, stage in stages.items()
+        for out in stage.get("outs", [])
+    }
 
 
 def test_repro_runs_every_stage_and_writes_documented_artefacts(clean_run) -> None:
@@ -318,7 +347,12 @@ def test_killed_stage_leaves_no_cached_artefact_and_repro_recovers(
     result = repro(repo, env)
     assert stages_run(result.stdout)[0] == "distill"
     metrics = json.loads((repo / "eval" / "metrics.json").read_text())
-    assert metrics == clean_metrics
+    # On a mismatch, say which numbers and which stages' outputs differ, not only that they do.
+    clean_lock = clean_run[0].parent / "clean_dvc.lock"
+    want, got = output_hashes(clean_lock), output_hashes(repo / "dvc.lock")
+    stages = [out for out in want if got.get(out) != want[out]]
+    assert metrics == clean_metrics, (stages, leaf_differences(metrics, clean_metrics)[:30])
+    assert stages == []
 
 
 def _stage(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
