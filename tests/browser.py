@@ -3,8 +3,7 @@
 The page is opened as a copy with ``MEASURE`` appended: once loaded, that script writes what the
 browser computed (viewport width, the document's scroll width, elements past the right edge
 outside a horizontal scroll box, each image's box, each scroll box's content and shown widths,
-the first paragraph) into the DOM as JSON,
-and ``--dump-dom`` prints it.
+the first paragraph) into the DOM as JSON, and ``--dump-dom`` prints it.
 """
 
 from __future__ import annotations
